@@ -1,0 +1,64 @@
+"""Application factory: configuration, extensions, blueprints, CLI, error handlers."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Flask, Response
+
+from config import load_config
+
+from . import log_redaction, web_errors
+from .extensions import db, migrate
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from ``env`` (default: the process environment); ``test_config`` overrides."""
+    app = Flask(__name__, instance_relative_config=True)
+    testing = bool(test_config and test_config.get("TESTING"))
+    app.config.update(load_config(env, testing=testing))
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "connector.db")
+
+    log_redaction.install()
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+
+    extra_providers = extra_credentials = None
+    if app.config["CONNECTOR_DEMO"]:
+        from . import demo
+
+        extra_providers, extra_credentials = demo.providers(app.config["PUBLIC_BASE_URL"])
+    from .runtime import build_runtime
+
+    app.extensions["connector"] = build_runtime(app, extra_providers, extra_credentials)
+
+    from .connect.views import bp as connect_bp
+
+    app.register_blueprint(connect_bp)
+    if app.config["CONNECTOR_DEMO"]:
+        demo.init_app(app)
+
+    from . import cli
+
+    cli.init_app(app)
+    web_errors.init_app(app)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,1 @@
+"""The connect flow: /connect/start and /connect/callback."""

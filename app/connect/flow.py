@@ -1,0 +1,217 @@
+"""The connect flow as a service: no Flask globals, every input passed in.
+
+``start_connect`` records a pending ``AuthorizationRequest`` and builds the
+provider's authorize URL; ``finish_connect`` checks the authorization response
+(state, browser binding, RFC 9207 ``iss``), consumes the request exactly once,
+exchanges the code and stores the connection.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from itsdangerous import BadSignature, Signer
+from joserfc import jws
+from joserfc.errors import JoseError
+from sqlalchemy import select, update
+
+from .. import clock, oauth_client
+from ..connections import upsert_connection
+from ..crypto import Keyring
+from ..errors import InvalidState, ProviderError, ProviderUnavailable
+from ..extensions import db
+from ..identity import Principal
+from ..models import AuthorizationRequest, new_id, record_audit
+from ..providers import ProviderRegistry, ProviderSpec
+
+log = logging.getLogger(__name__)
+
+REQUEST_TTL = timedelta(minutes=10)
+ERROR_CODE_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+MAX_PARAM_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class ConnectContext:
+    registry: ProviderRegistry
+    keyring: Keyring
+    signer: Signer
+    redirect_uri: str
+    timeout: tuple[float, float]
+    secure_cookies: bool
+
+    def cookie_name(self, state_hash: str) -> str:
+        # One cookie per pending request, so two tabs connecting at once do not collide.
+        return ("__Host-" if self.secure_cookies else "") + f"connector_bind_{state_hash[:16]}"
+
+
+@dataclass(frozen=True)
+class StartedConnect:
+    authorize_url: str
+    cookie_name: str
+    cookie_value: str
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    redirect_to: str
+    provider: str
+    error: str | None = None
+    cookie_name: str | None = None
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec, return_to: str) -> StartedConnect:
+    """Create the pending request (caller commits) and the redirect to the provider."""
+    state = ctx.signer.sign(secrets.token_urlsafe(32)).decode()
+    browser_secret = secrets.token_urlsafe(32)
+    verifier = oauth_client.new_pkce_verifier() if spec.pkce else None
+    nonce = secrets.token_urlsafe(24) if spec.uses_openid else None
+    now = clock.now()
+    request = AuthorizationRequest(
+        id=new_id(), state_hash=_digest(state), browser_hash=_digest(browser_secret),
+        user_id=principal.sub, provider=spec.name, return_to=return_to, nonce=nonce,
+        created_at=now, expires_at=now + REQUEST_TTL,
+    )
+    if verifier:
+        request.code_verifier_enc = ctx.keyring.encrypt(verifier, request.aad("code_verifier"))
+    db.session.add(request)
+    url = oauth_client.authorize_url(spec, redirect_uri=ctx.redirect_uri, state=state,
+                                     code_verifier=verifier, nonce=nonce)
+    return StartedConnect(url, ctx.cookie_name(request.state_hash), browser_secret)
+
+
+def with_outcome(return_to: str, **params: str) -> str:
+    """``return_to`` with connector_status & co. added to its query (existing keys replaced)."""
+    parts = urlsplit(return_to)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode(query + list(params.items()))))
+
+
+def single_params(params: Mapping[str, list[str]]) -> dict[str, str]:
+    """Reject duplicated or oversized query parameters (parameter pollution)."""
+    single: dict[str, str] = {}
+    for key, values in params.items():
+        if len(values) != 1:
+            raise InvalidState(f"query parameter {key[:32]!r} appears more than once")
+        if len(values[0]) > MAX_PARAM_LENGTH:
+            raise InvalidState(f"query parameter {key[:32]!r} is too long")
+        single[key] = values[0]
+    return single
+
+
+def _pending_request(ctx: ConnectContext, state: str | None, cookies: Mapping[str, str]) -> AuthorizationRequest:
+    if not state:
+        raise InvalidState("the state parameter is missing")
+    try:
+        ctx.signer.unsign(state)
+    except BadSignature:
+        raise InvalidState("the state parameter is not one this service issued") from None
+    state_hash = _digest(state)
+    request = db.session.scalar(select(AuthorizationRequest).where(AuthorizationRequest.state_hash == state_hash))
+    if request is None:
+        raise InvalidState("the state parameter does not match a pending request")
+    if request.used_at is not None:
+        raise InvalidState("this authorization response was already used")
+    if request.expires_at <= clock.now():
+        raise InvalidState("this connect attempt expired; start again")
+    secret = cookies.get(ctx.cookie_name(state_hash), "")
+    if not hmac.compare_digest(_digest(secret), request.browser_hash):
+        raise InvalidState("this authorization response belongs to another browser")
+    return request
+
+
+def _check_issuer(spec: ProviderSpec, iss: str | None) -> None:
+    """RFC 9207: a known issuer must match; a provider known to send it must send it."""
+    if iss is None:
+        if spec.sends_iss:
+            raise InvalidState("the authorization response has no iss parameter")
+        return
+    if spec.issuer is not None and iss != spec.issuer:
+        raise InvalidState("the authorization response comes from a different issuer (iss)")
+
+
+def _consume(request: AuthorizationRequest) -> None:
+    """Mark used in its own committed transaction: one winner even under concurrent callbacks."""
+    result = db.session.execute(
+        update(AuthorizationRequest)
+        .where(AuthorizationRequest.id == request.id, AuthorizationRequest.used_at.is_(None))
+        .values(used_at=clock.now())
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise InvalidState("this authorization response was already used")
+    db.session.commit()
+
+
+def finish_connect(ctx: ConnectContext, params: Mapping[str, list[str]], cookies: Mapping[str, str]) -> CallbackResult:
+    """Handle the provider's redirect. Raises ``InvalidState`` for a 400; otherwise redirect."""
+    query = single_params(params)
+    request = _pending_request(ctx, query.get("state"), cookies)
+    spec = ctx.registry.get(request.provider)
+    _check_issuer(spec, query.get("iss"))
+    _consume(request)
+    cookie = ctx.cookie_name(request.state_hash)
+
+    def fail(error: str) -> CallbackResult:
+        record_audit("connect", "error", actor_type="user", actor_id=request.user_id,
+                     user_id=request.user_id, provider=spec.name, error=error)
+        db.session.commit()
+        url = with_outcome(request.return_to, connector_status="error", provider=spec.name, error=error)
+        return CallbackResult(url, spec.name, error, cookie)
+
+    if "error" in query:
+        code = query["error"] if ERROR_CODE_RE.match(query["error"]) else "provider_error"
+        return fail(code)
+    if not query.get("code"):
+        return fail("invalid_response")
+    verifier = (ctx.keyring.decrypt(request.code_verifier_enc, request.aad("code_verifier"))
+                if request.code_verifier_enc else None)
+    try:
+        token = oauth_client.exchange_code(spec, code=query["code"], code_verifier=verifier,
+                                           redirect_uri=ctx.redirect_uri, timeout=ctx.timeout)
+        if token.refresh_token is None and not spec.non_expiring_access_tokens:
+            return fail("no_refresh_token")
+        _check_id_token(spec, token.id_token, request.nonce)
+        account_id = oauth_client.fetch_account_id(spec, token, ctx.timeout)
+    except ProviderUnavailable as exc:
+        log.warning("connect %s: %s", spec.name, exc.description)
+        return fail("provider_unavailable")
+    except ProviderError as exc:
+        log.warning("connect %s: %s", spec.name, exc.description)
+        return fail("token_exchange_failed" if exc.code == "provider_error" else exc.code)
+
+    upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id)
+    record_audit("connect", "success", actor_type="user", actor_id=request.user_id,
+                 user_id=request.user_id, provider=spec.name)
+    db.session.commit()
+    url = with_outcome(request.return_to, connector_status="connected", provider=spec.name)
+    return CallbackResult(url, spec.name, None, cookie)
+
+
+def _check_id_token(spec: ProviderSpec, id_token: str | None, nonce: str | None) -> None:
+    """OIDC Core 3.1.3.7: the ID token came straight from the token endpoint over TLS, so
+    TLS stands in for its signature; its issuer, audience and nonce must still match."""
+    if nonce is None or id_token is None:
+        return
+    try:
+        import json
+
+        claims = json.loads(jws.extract_compact(id_token.encode()).payload)
+    except (JoseError, ValueError):
+        raise ProviderError("the ID token is malformed", code="invalid_id_token") from None
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if (not isinstance(claims, dict) or claims.get("nonce") != nonce or spec.client_id not in audiences
+            or (spec.issuer is not None and claims.get("iss") != spec.issuer)):
+        raise ProviderError("the ID token does not match this request", code="invalid_id_token")

@@ -1,0 +1,78 @@
+"""One error hierarchy: each class carries an HTTP status and a stable ``code``.
+
+Messages are written for the person reading them and never contain token
+material: callers pass descriptions, not values they received.
+"""
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    status = 500
+    code = "server_error"
+    title = "Internal error"
+
+    def __init__(self, description: str | None = None, *, code: str | None = None):
+        self.description = description or self.title
+        if code:
+            self.code = code
+        super().__init__(self.description)
+
+
+class InvalidRequest(ConnectorError):
+    status, code, title = 400, "invalid_request", "The request is malformed"
+
+
+class ReturnUrlRejected(InvalidRequest):
+    code, title = "invalid_return_url", "The return URL is not allowed"
+
+
+class InvalidState(InvalidRequest):
+    code, title = "invalid_state", "The authorization response does not match a pending request"
+
+
+class UnknownProvider(InvalidRequest):
+    code, title = "unknown_provider", "This provider is unknown or not enabled"
+
+
+class InvalidToken(ConnectorError):
+    status, code, title = 401, "invalid_token", "The access token is missing or invalid"
+
+
+class Forbidden(ConnectorError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class CrossSiteRequest(Forbidden):
+    code, title = "cross_site_request", "The request did not come from an allowed origin"
+
+
+class InsufficientScope(Forbidden):
+    code, title = "insufficient_scope", "The token lacks the required permission"
+
+
+class NotFound(ConnectorError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class ReauthorizationRequired(ConnectorError):
+    status, code, title = 409, "reauthorization_required", "The user must connect this provider again"
+
+
+class ProviderError(ConnectorError):
+    """The provider answered, but not with what we need (an OAuth error, a bad body)."""
+
+    status, code, title = 502, "provider_error", "The provider returned an error"
+
+
+class ProviderUnavailable(ConnectorError):
+    """Transient: timeout, connection error, 5xx, 429. Worth retrying later."""
+
+    status, code, title = 503, "provider_unavailable", "The provider is unavailable"
+
+    def __init__(self, description: str | None = None, *, retry_after: float | None = None, code: str | None = None):
+        super().__init__(description, code=code)
+        self.retry_after = retry_after
+
+
+class DecryptionError(ConnectorError):
+    code, title = "decryption_failed", "Stored token material could not be decrypted"

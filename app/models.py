@@ -1,0 +1,98 @@
+"""Storage: connections, pending authorization requests, and the audit trail.
+
+Token columns hold ciphertexts only (see ``app.crypto``); ``*_aad`` methods give
+the associated data that binds each ciphertext to its row and field.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import clock
+from .crypto import associated_data
+from .extensions import db
+
+ACTIVE, NEEDS_REAUTH, REVOKED = "active", "needs_reauth", "revoked"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Connection(db.Model):
+    __tablename__ = "connections"
+    __table_args__ = (UniqueConstraint("user_id", "provider", name="uq_connections_user_provider"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    provider: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=ACTIVE, index=True)
+    external_account_id: Mapped[str | None] = mapped_column(String(255))
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    token_type: Mapped[str | None] = mapped_column(String(32))
+    access_token_enc: Mapped[str | None] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    connected_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    last_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, onupdate=clock.now)
+
+    def aad(self, field: str) -> bytes:
+        return associated_data("connection", self.id, self.user_id, self.provider, field)
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split() if self.scopes else []
+
+
+class AuthorizationRequest(db.Model):
+    """A pending connect: created by /connect/start, consumed once by /connect/callback."""
+
+    __tablename__ = "authorization_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(64))
+    return_to: Mapped[str] = mapped_column(Text)
+    code_verifier_enc: Mapped[str | None] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def aad(self, field: str) -> bytes:
+        return associated_data("authorization_request", self.id, self.user_id, self.provider, field)
+
+
+class AuditEvent(db.Model):
+    """Who did what to which connection, and how it ended. Never token material."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_user_provider", "user_id", "provider"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    actor_type: Mapped[str] = mapped_column(String(16))  # user | m2m | admin | system
+    actor_id: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+def record_audit(action: str, outcome: str, *, actor_type: str, actor_id: str | None = None,
+                 user_id: str | None = None, provider: str | None = None, **detail: str) -> AuditEvent:
+    """Add an audit event to the current session; the caller commits."""
+    event = AuditEvent(action=action, outcome=outcome, actor_type=actor_type, actor_id=actor_id,
+                       user_id=user_id, provider=provider, detail=detail or None)
+    db.session.add(event)
+    return event

@@ -1,0 +1,5 @@
+"""Providers as data: the catalog, the operator's providers file, OIDC discovery."""
+from .registry import ProviderRegistry
+from .spec import ProviderSpec
+
+__all__ = ["ProviderRegistry", "ProviderSpec"]

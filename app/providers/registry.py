@@ -1,0 +1,131 @@
+"""Load the catalog and the operator's providers file; resolve OIDC discovery lazily."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+
+import requests
+
+from ..errors import ProviderUnavailable, UnknownProvider
+from ..http import get_json, new_session
+from .spec import ProviderSpec, SpecError, spec_from_mapping
+
+log = logging.getLogger(__name__)
+
+
+def read_entries(path: str) -> dict:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) providers file."""
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        else:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+    except (OSError, ValueError) as exc:  # tomllib and yaml errors are ValueErrors or YAMLErrors
+        raise SpecError(f"providers file {path!r} cannot be read: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError without importing yaml at module level
+        raise SpecError(f"providers file {path!r} cannot be parsed: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"providers file {path!r} must map provider names to entries")
+    return data
+
+
+def load_specs(providers_file: str | None, extra: Mapping[str, dict] | None = None) -> dict[str, ProviderSpec]:
+    catalog = tomllib.loads(resources.files(__package__).joinpath("catalog.toml").read_text("utf-8"))
+    entries = {name: dict(entry) for name, entry in catalog.items()}
+    overrides = dict(extra or {})
+    if providers_file:
+        overrides.update(read_entries(providers_file))
+    for name, entry in overrides.items():
+        if not isinstance(entry, dict):
+            raise SpecError(f"provider {name!r}: entry must be a table/mapping")
+        entries[name] = {**entries.get(name, {}), **entry}
+    return {name: spec_from_mapping(name, entry) for name, entry in entries.items()}
+
+
+class ProviderRegistry:
+    def __init__(self, specs: Mapping[str, ProviderSpec], credentials: Mapping[str, str],
+                 timeout: tuple[float, float]):
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._session = new_session()
+        self._specs: dict[str, ProviderSpec] = {}
+        for name, spec in specs.items():
+            prefix = name.upper()
+            self._specs[name] = dataclasses.replace(
+                spec,
+                client_id=credentials.get(f"{prefix}_CLIENT_ID") or None,
+                client_secret=credentials.get(f"{prefix}_CLIENT_SECRET") or None,
+            )
+
+    def enabled(self) -> list[ProviderSpec]:
+        return [spec for spec in self._specs.values() if spec.enabled]
+
+    def get(self, name: str | None) -> ProviderSpec:
+        """The enabled, fully resolved spec; ``UnknownProvider`` otherwise."""
+        spec = self._specs.get(name or "")
+        if spec is None or not spec.enabled:
+            raise UnknownProvider(f"provider {str(name)[:64]!r} is unknown or not enabled")
+        if spec.needs_discovery:
+            spec = self._discover(spec)
+        return spec
+
+    def _discover(self, spec: ProviderSpec) -> ProviderSpec:
+        with self._lock:
+            current = self._specs[spec.name]
+            if not current.needs_discovery:
+                return current
+            url = spec.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            try:
+                meta = get_json(self._session, url, self._timeout)
+            except (requests.RequestException, ValueError) as exc:
+                log.warning("discovery for provider %s failed: %s", spec.name, type(exc).__name__)
+                raise ProviderUnavailable(f"discovery for provider {spec.name!r} failed") from None
+            resolved = apply_discovery(spec, meta)
+            self._specs[spec.name] = resolved
+            return resolved
+
+
+def apply_discovery(spec: ProviderSpec, meta: dict) -> ProviderSpec:
+    """Fill what the providers file left out from RFC 8414 / OIDC discovery metadata."""
+    if meta.get("issuer") != spec.issuer:
+        raise ProviderUnavailable(f"discovery for provider {spec.name!r} names a different issuer")
+    entry: dict = {
+        "authorize_url": spec.authorize_url or meta.get("authorization_endpoint"),
+        "token_url": spec.token_url or meta.get("token_endpoint"),
+        "sends_iss": spec.sends_iss or bool(meta.get("authorization_response_iss_parameter_supported")),
+    }
+    if spec.revocation_url is None and meta.get("revocation_endpoint"):
+        entry["revocation_url"] = meta["revocation_endpoint"]
+        entry["revocation_style"] = "rfc7009"
+    if spec.account_id_source == "userinfo" and spec.account_id_url is None:
+        entry["account_id_url"] = meta.get("userinfo_endpoint")
+    methods = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+    if spec.client_auth not in methods and "client_secret_post" in methods:
+        entry["client_auth"] = "client_secret_post"
+    try:
+        resolved = spec_from_mapping(spec.name, _as_entry(dataclasses.replace(spec, **entry)))
+    except SpecError as exc:
+        raise ProviderUnavailable(f"discovery for provider {spec.name!r} is unusable: {exc}") from None
+    return dataclasses.replace(resolved, client_id=spec.client_id, client_secret=spec.client_secret)
+
+
+def _as_entry(spec: ProviderSpec) -> dict:
+    """Turn a spec back into a catalog entry so discovery results get the same validation."""
+    entry = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+             if f.name not in ("name", "client_id", "client_secret", "account_id_source",
+                               "account_id_url", "account_id_field")}
+    entry = {k: v for k, v in entry.items() if v is not None}
+    entry["scopes"] = list(spec.scopes)
+    entry["extra_authorize_params"] = dict(spec.extra_authorize_params)
+    entry["account_id"] = {"source": spec.account_id_source, "field": spec.account_id_field}
+    if spec.account_id_url:
+        entry["account_id"]["url"] = spec.account_id_url
+    return entry

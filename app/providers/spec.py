@@ -1,0 +1,135 @@
+"""``ProviderSpec``: everything the flow needs to know about one provider, as data."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+REVOCATION_STYLES = ("rfc7009", "github_grant", "none")
+ACCOUNT_ID_SOURCES = ("userinfo", "token_response", "none")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class SpecError(ValueError):
+    """A catalog or providers-file entry is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    display_name: str
+    authorize_url: str | None = None
+    token_url: str | None = None
+    api_base_url: str | None = None
+    issuer: str | None = None
+    sends_iss: bool = False
+    revocation_url: str | None = None
+    revocation_style: str = "none"
+    scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    client_auth: str = "client_secret_basic"
+    pkce: bool = True
+    extra_authorize_params: tuple[tuple[str, str], ...] = ()
+    non_expiring_access_tokens: bool = False
+    account_id_source: str = "none"
+    account_id_url: str | None = None
+    account_id_field: str = "sub"
+    client_id: str | None = field(default=None, repr=False)
+    client_secret: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def needs_discovery(self) -> bool:
+        return self.issuer is not None and (self.authorize_url is None or self.token_url is None)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+    @property
+    def uses_openid(self) -> bool:
+        return "openid" in self.scopes
+
+
+def _url(name: str, key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise SpecError(f"provider {name!r}: {key} must be a string URL")
+    parts = urlsplit(value.replace("{client_id}", "x"))
+    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
+    if not secure or not parts.hostname or parts.fragment or parts.username:
+        raise SpecError(f"provider {name!r}: {key} must be an https URL (http only on loopback), got {value!r}")
+    return value
+
+
+def spec_from_mapping(name: str, entry: dict) -> ProviderSpec:
+    """Validate one catalog/providers-file entry (credentials are never read from files)."""
+    if not NAME_RE.match(name):
+        raise SpecError(f"provider name {name!r} must match {NAME_RE.pattern}")
+    if not isinstance(entry, dict):
+        raise SpecError(f"provider {name!r}: entry must be a table/mapping")
+    known = {f.name for f in fields(ProviderSpec)} - {"name", "client_id", "client_secret",
+                                                        "account_id_source", "account_id_url", "account_id_field"}
+    known.add("account_id")
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise SpecError(f"provider {name!r}: unknown key(s) {', '.join(unknown)}")
+
+    values: dict = {"name": name, "display_name": entry.get("display_name", name.title())}
+    for key in ("authorize_url", "token_url", "api_base_url", "issuer", "revocation_url"):
+        if entry.get(key) is not None:
+            values[key] = _url(name, key, entry[key])
+    for key in ("sends_iss", "pkce", "non_expiring_access_tokens"):
+        if key in entry:
+            if not isinstance(entry[key], bool):
+                raise SpecError(f"provider {name!r}: {key} must be true or false")
+            values[key] = entry[key]
+    scopes = entry.get("scopes", [])
+    if not isinstance(scopes, list) or not all(isinstance(s, str) and s and " " not in s for s in scopes):
+        raise SpecError(f"provider {name!r}: scopes must be a list of scope strings")
+    values["scopes"] = tuple(scopes)
+    if "scope_separator" in entry:
+        if entry["scope_separator"] not in (" ", ","):
+            raise SpecError(f"provider {name!r}: scope_separator must be ' ' or ','")
+        values["scope_separator"] = entry["scope_separator"]
+    _choice(name, entry, values, "client_auth", CLIENT_AUTH_METHODS)
+    _choice(name, entry, values, "revocation_style", REVOCATION_STYLES)
+    if "revocation_style" not in entry and values.get("revocation_url"):
+        values["revocation_style"] = "rfc7009"
+    if values.get("revocation_style", "none") != "none" and not values.get("revocation_url") and "issuer" not in values:
+        raise SpecError(f"provider {name!r}: revocation_style needs a revocation_url")
+    params = entry.get("extra_authorize_params", {})
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        raise SpecError(f"provider {name!r}: extra_authorize_params must map names to strings")
+    values["extra_authorize_params"] = tuple(sorted(params.items()))
+    _account_id(name, entry.get("account_id"), values)
+
+    spec = ProviderSpec(**values)
+    if not spec.needs_discovery and not (spec.authorize_url and spec.token_url):
+        raise SpecError(f"provider {name!r}: needs authorize_url and token_url, or an issuer for discovery")
+    return spec
+
+
+def _choice(name: str, entry: dict, values: dict, key: str, allowed: tuple[str, ...]) -> None:
+    if key in entry:
+        if entry[key] not in allowed:
+            raise SpecError(f"provider {name!r}: {key} must be one of {', '.join(allowed)}")
+        values[key] = entry[key]
+
+
+def _account_id(name: str, account: object, values: dict) -> None:
+    if account is None:
+        if "issuer" in values:  # OIDC: the userinfo endpoint from discovery
+            values["account_id_source"] = "userinfo"
+        return
+    if not isinstance(account, dict) or account.get("source") not in ACCOUNT_ID_SOURCES:
+        raise SpecError(f"provider {name!r}: account_id.source must be one of {', '.join(ACCOUNT_ID_SOURCES)}")
+    values["account_id_source"] = account["source"]
+    if account.get("url") is not None:
+        values["account_id_url"] = _url(name, "account_id.url", account["url"])
+    if account.get("field") is not None:
+        if not isinstance(account["field"], str):
+            raise SpecError(f"provider {name!r}: account_id.field must be a dotted path string")
+        values["account_id_field"] = account["field"]
+    if values["account_id_source"] == "userinfo" and "account_id_url" not in values and "issuer" not in values:
+        raise SpecError(f"provider {name!r}: account_id.source=userinfo needs account_id.url")

@@ -1,0 +1,50 @@
+"""The service objects built once per app, reachable from request handlers and CLI."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from itsdangerous import Signer
+
+from config import LOOPBACK_HOSTS
+
+from .connect.flow import ConnectContext
+from .connect.return_url import ReturnUrlPolicy
+from .crypto import Keyring
+from .identity import AccessTokenVerifier, JwksCache
+from .providers import ProviderRegistry
+from .providers.registry import load_specs
+
+
+@dataclass
+class Runtime:
+    keyring: Keyring
+    verifier: AccessTokenVerifier
+    registry: ProviderRegistry
+    return_urls: ReturnUrlPolicy
+    connect: ConnectContext
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return self.connect.timeout
+
+
+def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credentials: dict | None = None) -> Runtime:
+    cfg = app.config
+    timeout = (cfg["PROVIDER_CONNECT_TIMEOUT"], cfg["PROVIDER_READ_TIMEOUT"])
+    keyring = Keyring(cfg["TOKEN_ENCRYPTION_KEYS"])
+    jwks = JwksCache(cfg["AUTH0_ISSUER"], cfg["AUTH0_JWKS_URL"], cooldown=cfg["JWKS_REFETCH_COOLDOWN"], timeout=timeout)
+    credentials = {**(extra_credentials or {}), **cfg["PROVIDER_CREDENTIALS_ENV"]}
+    registry = ProviderRegistry(load_specs(cfg["CONNECTOR_PROVIDERS_FILE"], extra_providers), credentials, timeout)
+    base_url = cfg["PUBLIC_BASE_URL"]
+    secure = not (base_url.startswith("http://") and any(f"//{h}" in base_url for h in LOOPBACK_HOSTS))
+    connect = ConnectContext(
+        registry=registry, keyring=keyring, signer=Signer(cfg["SECRET_KEY"], salt="connector.state"),
+        redirect_uri=f"{base_url}/connect/callback", timeout=timeout, secure_cookies=secure,
+    )
+    return Runtime(keyring, AccessTokenVerifier(jwks, cfg["AUTH0_AUDIENCE"]), registry,
+                   ReturnUrlPolicy(cfg["CONNECT_ALLOWED_RETURN_URLS"]), connect)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["connector"]
