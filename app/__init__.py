@@ -41,7 +41,10 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     from .connect.views import bp as connect_bp
 
+    from .api.views import bp as api_bp
+
     app.register_blueprint(connect_bp)
+    app.register_blueprint(api_bp)
     if app.config["CONNECTOR_DEMO"]:
         demo.init_app(app)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -205,8 +206,6 @@ def _check_id_token(spec: ProviderSpec, id_token: str | None, nonce: str | None)
     if nonce is None or id_token is None:
         return
     try:
-        import json
-
         claims = json.loads(jws.extract_compact(id_token.encode()).payload)
     except (JoseError, ValueError):
         raise ProviderError("the ID token is malformed", code="invalid_id_token") from None

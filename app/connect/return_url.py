@@ -51,7 +51,7 @@ def _split(url: str) -> SplitResult:
     if "@" in parts.netloc:
         raise ReturnUrlRejected("return URL must not contain user information")
     try:
-        parts.port
+        _ = parts.port  # urllib validates the port lazily
     except ValueError:
         raise ReturnUrlRejected("return URL has an invalid port") from None
     for segment in parts.path.split("/"):

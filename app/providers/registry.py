@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from importlib import resources
 
 import requests
+import yaml
 
 from ..errors import ProviderUnavailable, UnknownProvider
 from ..http import get_json, new_session
@@ -21,17 +22,13 @@ def read_entries(path: str) -> dict:
     """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) providers file."""
     try:
         if path.endswith((".yaml", ".yml")):
-            import yaml
-
             with open(path, encoding="utf-8") as fh:
                 data = yaml.safe_load(fh) or {}
         else:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
-    except (OSError, ValueError) as exc:  # tomllib and yaml errors are ValueErrors or YAMLErrors
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         raise SpecError(f"providers file {path!r} cannot be read: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError without importing yaml at module level
-        raise SpecError(f"providers file {path!r} cannot be parsed: {type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise SpecError(f"providers file {path!r} must map provider names to entries")
     return data

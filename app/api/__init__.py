@@ -1,0 +1,1 @@
+"""JSON API: problem+json errors, Auth0 bearer tokens."""

@@ -1,0 +1,32 @@
+"""Bearer-token guards for API views: users on user endpoints, machines on M2M endpoints."""
+from __future__ import annotations
+
+from flask import request
+
+from ..errors import Forbidden, InsufficientScope, InvalidToken
+from ..identity import Principal
+from ..runtime import runtime
+
+
+def bearer_principal() -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("send the Auth0 access token as 'Authorization: Bearer <token>'")
+    return runtime().verifier.verify(token.strip())
+
+
+def require_user() -> Principal:
+    principal = bearer_principal()
+    if principal.is_machine:
+        raise Forbidden("this endpoint is for users; a machine (client-credentials) token is not accepted")
+    return principal
+
+
+def require_machine(permission: str) -> Principal:
+    principal = bearer_principal()
+    if not principal.is_machine:
+        raise Forbidden("this endpoint is for machine-to-machine clients; a user token is not accepted")
+    if permission not in principal.permissions:
+        raise InsufficientScope(f"the token lacks the {permission!r} permission")
+    return principal

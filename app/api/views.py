@@ -1,0 +1,45 @@
+"""User endpoints: which providers can be connected, and the caller's connections."""
+from __future__ import annotations
+
+from flask import Blueprint
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Connection
+from ..runtime import runtime
+from .auth import require_user
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+def connection_json(connection: Connection) -> dict:
+    """The public view of a connection: metadata only, never token material."""
+    return {
+        "provider": connection.provider,
+        "status": connection.status,
+        "scopes": connection.scope_list,
+        "external_account_id": connection.external_account_id,
+        "connected_at": _iso(connection.connected_at),
+        "last_refreshed_at": _iso(connection.last_refreshed_at),
+        "access_token_expires_at": _iso(connection.access_token_expires_at),
+    }
+
+
+@bp.get("/providers")
+def providers() -> dict:
+    require_user()
+    return {"providers": [{"name": spec.name, "display_name": spec.display_name, "scopes": list(spec.scopes)}
+                          for spec in runtime().registry.enabled()]}
+
+
+@bp.get("/connections")
+def connections() -> dict:
+    principal = require_user()
+    rows = db.session.scalars(
+        select(Connection).where(Connection.user_id == principal.sub).order_by(Connection.provider)
+    ).all()
+    return {"connections": [connection_json(row) for row in rows]}

@@ -1,0 +1,220 @@
+import logging
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from app import clock
+from app.extensions import db
+from app.models import AuditEvent, AuthorizationRequest, Connection
+from tests.conftest import RETURN_URL
+from tests.connect.conftest import PROVIDER_MOCKS, connection_rows
+
+SECRETS = ("gho_SECRETACCESS", "ya29.SECRETACCESS", "1//SECRETREFRESH", "BQSECRETACCESS", "AQSECRETREFRESH", "CODE123")
+
+
+def _outcome(response) -> dict[str, str]:
+    assert response.status_code == 303, response.get_data(as_text=True)
+    location = response.headers["Location"]
+    assert location.startswith(RETURN_URL + "?")
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def _connection(app, provider):
+    with app.app_context():
+        return db.session.scalars(select(Connection).where(Connection.provider == provider)).one_or_none()
+
+
+@pytest.mark.parametrize("provider", ["github", "google", "spotify"])
+def test_callback_stores_encrypted_connection_and_redirects(connect, app, provider):
+    response = connect.connect(provider)
+    assert _outcome(response) == {"connector_status": "connected", "provider": provider}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    row = _connection(app, provider)
+    assert row.status == "active" and row.user_id == "auth0|alice"
+    assert row.external_account_id == str(PROVIDER_MOCKS[provider]["userinfo"][1].get("id") or "1077")
+    dump = repr(connection_rows(app))
+    assert not any(secret in dump for secret in SECRETS)
+    with app.app_context():
+        keyring = app.extensions["connector"].keyring
+        assert keyring.decrypt(row.access_token_enc, row.aad("access_token")) == PROVIDER_MOCKS[provider]["token"][
+            "access_token"]
+        events = db.session.scalars(select(AuditEvent)).all()
+        assert [(e.action, e.outcome, e.provider) for e in events] == [("connect", "success", provider)]
+
+
+def test_github_stores_non_expiring_access_token_without_refresh(connect, app):
+    connect.connect("github")
+    row = _connection(app, "github")
+    assert row.refresh_token_enc is None and row.access_token_enc and row.access_token_expires_at is None
+
+
+def test_provider_without_refresh_token_gets_clear_error(connect, app):
+    params = connect.authorize_params(connect.start("spotify"))
+    connect.mock_provider("spotify", token={"access_token": "BQSECRETACCESS", "expires_in": 3600})
+    response = connect.callback({"code": "CODE123", "state": params["state"]})
+    assert _outcome(response)["error"] == "no_refresh_token"
+    assert _connection(app, "spotify") is None
+
+
+def test_reconnect_replaces_tokens_of_existing_connection(connect, app):
+    connect.connect("spotify")
+    first = _connection(app, "spotify")
+    connect.connect("spotify")
+    second = _connection(app, "spotify")
+    assert first.id == second.id and first.refresh_token_enc != second.refresh_token_enc
+
+
+def test_callback_replay_is_rejected_and_changes_nothing(connect, app):
+    params = connect.authorize_params(connect.start("spotify"))
+    connect.mock_provider("spotify")
+    query = {"code": "CODE123", "state": params["state"]}
+    assert _outcome(connect.callback(query))["connector_status"] == "connected"
+    before = connection_rows(app)
+    replay = connect.callback(query)
+    assert replay.status_code == 400 and "Location" not in replay.headers
+    assert "already used" in replay.get_data(as_text=True)
+    assert connection_rows(app) == before
+
+
+def test_callback_from_another_browser_is_rejected(connect, app):
+    params = connect.authorize_params(connect.start("spotify"))
+    other_browser = app.test_client()
+    response = connect.callback({"code": "CODE123", "state": params["state"]}, client=other_browser)
+    assert response.status_code == 400
+    assert "another browser" in response.get_data(as_text=True)
+    assert connection_rows(app) == []
+    # The rightful browser can still finish: the failed attempt did not consume the request.
+    connect.mock_provider("spotify")
+    assert _outcome(connect.callback({"code": "CODE123", "state": params["state"]}))["connector_status"] == "connected"
+
+
+def test_expired_state_is_rejected(connect, app, monkeypatch):
+    params = connect.authorize_params(connect.start("spotify"))
+    later = clock.now() + timedelta(minutes=11)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    response = connect.callback({"code": "CODE123", "state": params["state"]})
+    assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
+    assert connection_rows(app) == []
+
+
+@pytest.mark.parametrize("state", ["", "forged", "abc.def", "A" * 5000])
+def test_missing_or_forged_state_is_rejected(connect, app, state):
+    response = connect.callback({"code": "CODE123", "state": state})
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert connection_rows(app) == []
+
+
+def test_callback_without_state_is_rejected(connect):
+    assert connect.callback("code=CODE123").status_code == 400
+
+
+def test_duplicated_query_parameters_are_rejected(connect, app):
+    params = connect.authorize_params(connect.start("spotify"))
+    response = connect.callback(f"code=CODE123&code=OTHER&state={params['state']}")
+    assert response.status_code == 400 and "more than once" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(AuthorizationRequest)).one().used_at is None
+
+
+def test_state_for_another_provider_cannot_switch_provider(connect, app):
+    """The provider comes from the stored request: a ?provider= in the query changes nothing."""
+    params = connect.authorize_params(connect.start("spotify"))
+    connect.mock_provider("spotify")
+    response = connect.callback({"code": "CODE123", "state": params["state"], "provider": "github"})
+    assert _outcome(response)["provider"] == "spotify"
+    assert _connection(app, "github") is None
+
+
+def test_wrong_iss_is_rejected(connect, app):
+    params = connect.authorize_params(connect.start("google"))
+    response = connect.callback({"code": "CODE123", "state": params["state"], "iss": "https://evil.test"})
+    assert response.status_code == 400 and "different issuer" in response.get_data(as_text=True)
+    assert connection_rows(app) == []
+
+
+def test_missing_iss_is_rejected_for_provider_that_sends_it(connect, app):
+    params = connect.authorize_params(connect.start("google"))
+    response = connect.callback({"code": "CODE123", "state": params["state"]})
+    assert response.status_code == 400 and "no iss" in response.get_data(as_text=True)
+
+
+def test_id_token_with_wrong_nonce_fails(connect, app):
+    from tests.connect.conftest import fake_id_token
+
+    params = connect.authorize_params(connect.start("google"))
+    token = dict(PROVIDER_MOCKS["google"]["token"],
+                 id_token=fake_id_token({"iss": "https://accounts.google.com", "aud": "google-client", "nonce": "x"}))
+    connect.mock_provider("google", token=token)
+    response = connect.callback({"code": "C", "state": params["state"], "iss": "https://accounts.google.com"})
+    assert _outcome(response)["error"] == "invalid_id_token"
+    assert connection_rows(app) == []
+
+
+def test_provider_error_redirects_with_error_code(connect, app):
+    params = connect.authorize_params(connect.start("spotify"))
+    response = connect.callback({"error": "access_denied", "state": params["state"]})
+    assert _outcome(response) == {"connector_status": "error", "provider": "spotify", "error": "access_denied"}
+    assert connection_rows(app) == []
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent)).one()
+        assert (event.action, event.outcome, event.detail) == ("connect", "error", {"error": "access_denied"})
+
+
+def test_odd_provider_error_code_is_not_reflected(connect):
+    params = connect.authorize_params(connect.start("spotify"))
+    response = connect.callback({"error": "<script>", "state": params["state"]})
+    assert _outcome(response)["error"] == "provider_error"
+
+
+@pytest.mark.parametrize("mock,expected", [
+    ({"status": 400, "token": {"error": "invalid_grant"}}, "invalid_grant"),
+    ({"status": 500, "body": "oops"}, "provider_unavailable"),
+    ({"status": 200, "body": "<html>not json</html>"}, "provider_unavailable"),
+    ({"status": 200, "token": {"token_type": "bearer"}}, "provider_unavailable"),
+    ({"status": 200, "token": {"error": "bad_verification_code"}}, "bad_verification_code"),
+])
+def test_failed_code_exchange_redirects_with_error(connect, app, mock, expected):
+    params = connect.authorize_params(connect.start("spotify"))
+    connect.mock_provider("spotify", **mock)
+    response = connect.callback({"code": "CODE123", "state": params["state"]})
+    assert _outcome(response)["error"] == expected
+    assert connection_rows(app) == []
+
+
+def test_code_exchange_timeout_redirects_with_error(connect, app):
+    params = connect.authorize_params(connect.start("spotify"))
+    connect.http.post(PROVIDER_MOCKS["spotify"]["token_url"], body=requests.ReadTimeout("slow"))
+    response = connect.callback({"code": "CODE123", "state": params["state"]})
+    assert _outcome(response)["error"] == "provider_unavailable"
+    assert connection_rows(app) == []
+
+
+def test_failed_exchange_keeps_existing_connection(connect, app):
+    connect.connect("spotify")
+    before = connection_rows(app)
+    params = connect.authorize_params(connect.start("spotify"))
+    connect.http.post(PROVIDER_MOCKS["spotify"]["token_url"], body=requests.ConnectionError("down"))
+    assert _outcome(connect.callback({"code": "C", "state": params["state"]}))["error"] == "provider_unavailable"
+    assert connection_rows(app) == before
+
+
+def test_return_url_query_is_preserved(connect, app):
+    response = connect.connect("spotify", return_to=RETURN_URL + "?tab=apps&connector_status=spoofed")
+    outcome = _outcome(response)
+    assert outcome == {"tab": "apps", "connector_status": "connected", "provider": "spotify"}
+
+
+def test_no_code_state_or_token_in_logs(connect, app, caplog):
+    caplog.set_level(logging.DEBUG)
+    params = connect.authorize_params(connect.start("google"))
+    connect.mock_provider("google", status=500, body="down")
+    connect.callback({"code": "CODE123", "state": params["state"], "iss": "https://accounts.google.com"})
+    connect.connect("spotify")
+    text = caplog.text + "".join(str(r.args) for r in caplog.records)
+    for secret in (*SECRETS, params["state"], "spotify-secret-value", "google-secret-value"):
+        assert secret not in text

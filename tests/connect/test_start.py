@@ -1,0 +1,118 @@
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import AuthorizationRequest
+from tests.conftest import RETURN_URL
+
+
+def _request_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(AuthorizationRequest))
+
+
+def test_start_redirects_to_provider_with_state_pkce_and_scopes(connect, app):
+    response = connect.start("spotify")
+    assert response.status_code == 303
+    url = urlsplit(response.headers["Location"])
+    assert (url.scheme, url.netloc, url.path) == ("https", "accounts.spotify.com", "/authorize")
+    params = parse_qs(url.query)
+    assert params["client_id"] == ["spotify-client"]
+    assert params["redirect_uri"] == ["https://connector.test/connect/callback"]
+    assert params["response_type"] == ["code"]
+    assert params["code_challenge_method"] == ["S256"] and len(params["code_challenge"][0]) == 43
+    assert params["scope"] == ["user-read-email user-read-private"]
+    assert len(params["state"][0]) > 40
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_start_stores_only_hashes_and_sets_host_cookie(connect, app):
+    response = connect.start("google")
+    params = connect.authorize_params(response)
+    assert params["access_type"] == "offline" and params["prompt"] == "consent" and params["nonce"]
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-connector_bind_")
+    for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+        assert flag in cookie
+    with app.app_context():
+        request = db.session.scalars(select(AuthorizationRequest)).one()
+        assert params["state"] not in (request.state_hash, request.browser_hash)
+        assert request.provider == "google" and request.return_to == RETURN_URL
+        assert request.code_verifier_enc.startswith("k1.")
+        assert (request.expires_at - request.created_at).total_seconds() == 600
+
+
+def test_start_refuses_machine_token(connect, app):
+    response = connect.start(token=connect.auth0.m2m_token())
+    assert response.status_code == 403
+    assert "machine" in response.get_data(as_text=True)
+    assert _request_count(app) == 0
+
+
+@pytest.mark.parametrize("origin,referer", [
+    ("https://evil.test", None),
+    ("null", None),
+    ("https://app.test:8443", None),
+    ("http://app.test", None),
+    (None, "https://evil.test/page"),
+    (None, None),
+])
+def test_start_refuses_cross_site_post(connect, app, origin, referer):
+    headers = {"Referer": referer} if referer else {}
+    response = connect.start(origin=origin, headers=headers)
+    assert response.status_code == 403
+    assert "cross_site_request" in response.get_data(as_text=True)
+    assert "Location" not in response.headers
+    assert _request_count(app) == 0
+
+
+def test_start_accepts_referer_when_origin_absent(connect):
+    response = connect.start(origin=None, headers={"Referer": RETURN_URL + "?tab=1"})
+    assert response.status_code == 303
+
+
+@pytest.mark.parametrize("provider", ["nope", "", "dropbox", "GITHUB"])
+def test_start_rejects_unknown_or_disabled_provider(connect, app, provider):
+    response = connect.start(provider)
+    assert response.status_code == 400
+    assert "unknown_provider" in response.get_data(as_text=True)
+    assert _request_count(app) == 0
+
+
+def test_start_rejects_return_url_off_allowlist(connect, app):
+    response = connect.start(return_to="https://evil.test/settings/integrations")
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "invalid_return_url" in response.get_data(as_text=True)
+    assert _request_count(app) == 0
+
+
+def test_start_rejects_bad_token_with_html_page(connect, app):
+    response = connect.start(token="garbage")
+    assert response.status_code == 401
+    assert response.mimetype == "text/html"
+    assert _request_count(app) == 0
+
+
+def test_start_answers_problem_json_to_api_clients(connect):
+    response = connect.start(token="garbage", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.json["code"] == "invalid_token"
+
+
+def test_start_rejects_duplicated_fields(connect, app):
+    token = connect.auth0.token()
+    data = {"access_token": token, "provider": ["github", "google"], "return_to": RETURN_URL}
+    response = connect.start(data=data)
+    assert response.status_code == 400
+    assert _request_count(app) == 0
+
+
+def test_start_rejects_oversized_body(connect, app):
+    response = connect.start(data={"access_token": "x" * 70_000, "provider": "github", "return_to": RETURN_URL})
+    assert response.status_code == 413
+    assert _request_count(app) == 0
