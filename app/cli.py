@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 from sqlalchemy import delete, or_, select
 
 from . import clock
@@ -11,7 +12,7 @@ from .extensions import db
 from .models import AuthorizationRequest, Connection
 from .runtime import runtime
 
-connector = click.Group("connector", help="OAuth connector operations.")
+connector = AppGroup("connector", help="OAuth connector operations.")
 
 
 @connector.command("generate-key")

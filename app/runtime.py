@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from itsdangerous import Signer
 
-from config import LOOPBACK_HOSTS
+from config import LOOPBACK_HOSTS, ConfigError
 
 from .connect.flow import ConnectContext
 from .connect.return_url import ReturnUrlPolicy
@@ -14,6 +14,7 @@ from .crypto import Keyring
 from .identity import AccessTokenVerifier, JwksCache
 from .providers import ProviderRegistry
 from .providers.registry import load_specs
+from .providers.spec import SpecError
 
 
 @dataclass
@@ -35,15 +36,22 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
     keyring = Keyring(cfg["TOKEN_ENCRYPTION_KEYS"])
     jwks = JwksCache(cfg["AUTH0_ISSUER"], cfg["AUTH0_JWKS_URL"], cooldown=cfg["JWKS_REFETCH_COOLDOWN"], timeout=timeout)
     credentials = {**(extra_credentials or {}), **cfg["PROVIDER_CREDENTIALS_ENV"]}
-    registry = ProviderRegistry(load_specs(cfg["CONNECTOR_PROVIDERS_FILE"], extra_providers), credentials, timeout)
+    try:
+        specs = load_specs(cfg["CONNECTOR_PROVIDERS_FILE"], extra_providers)
+    except SpecError as exc:
+        raise ConfigError(f"CONNECTOR_PROVIDERS_FILE: {exc}") from None
+    try:
+        return_urls = ReturnUrlPolicy(cfg["CONNECT_ALLOWED_RETURN_URLS"])
+    except ValueError as exc:
+        raise ConfigError(f"CONNECT_ALLOWED_RETURN_URLS: {exc}") from None
+    registry = ProviderRegistry(specs, credentials, timeout)
     base_url = cfg["PUBLIC_BASE_URL"]
     secure = not (base_url.startswith("http://") and any(f"//{h}" in base_url for h in LOOPBACK_HOSTS))
     connect = ConnectContext(
         registry=registry, keyring=keyring, signer=Signer(cfg["SECRET_KEY"], salt="connector.state"),
         redirect_uri=f"{base_url}/connect/callback", timeout=timeout, secure_cookies=secure,
     )
-    return Runtime(keyring, AccessTokenVerifier(jwks, cfg["AUTH0_AUDIENCE"]), registry,
-                   ReturnUrlPolicy(cfg["CONNECT_ALLOWED_RETURN_URLS"]), connect)
+    return Runtime(keyring, AccessTokenVerifier(jwks, cfg["AUTH0_AUDIENCE"]), registry, return_urls, connect)
 
 
 def runtime() -> Runtime:
