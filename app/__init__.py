@@ -39,9 +39,8 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     app.extensions["connector"] = build_runtime(app, extra_providers, extra_credentials)
 
-    from .connect.views import bp as connect_bp
-
     from .api.views import bp as api_bp
+    from .connect.views import bp as connect_bp
 
     app.register_blueprint(connect_bp)
     app.register_blueprint(api_bp)

@@ -61,15 +61,19 @@ class ConnectDriver:
         assert response.status_code == 303, response.get_data(as_text=True)
         return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
 
-    def mock_provider(self, provider: str, *, token: dict | None = None, status: int = 200, body=None, **kw):
+    def mock_provider(self, provider: str, *, token: dict | None = None, status: int = 200, body=None):
         spec = PROVIDER_MOCKS[provider]
-        self.http.post(spec["token_url"], json=token if token is not None else spec["token"], status=status,
-                       body=body, **kw) if body is None else self.http.post(spec["token_url"], body=body, status=status)
+        if body is None:
+            self.http.post(spec["token_url"], json=token if token is not None else spec["token"], status=status)
+        else:
+            self.http.post(spec["token_url"], body=body, status=status)
         url, data = spec["userinfo"]
         self.http.get(url, json=data)
 
     def callback(self, query: dict | str, client=None):
-        path = "/connect/callback?" + (query if isinstance(query, str) else "&".join(f"{k}={v}" for k, v in query.items()))
+        if not isinstance(query, str):
+            query = "&".join(f"{k}={v}" for k, v in query.items())
+        path = "/connect/callback?" + query
         return (client or self.client).get(path, base_url=BASE_URL)
 
     def connect(self, provider: str = "github", **start_kw):

@@ -57,7 +57,8 @@ account_id = { source = "token_response", field = "user.id" }
     assert specs["github"].scopes == ("repo", "read:user")
     assert specs["github"].token_url == "https://github.com/login/oauth/access_token"
     custom = specs["custom"]
-    assert (custom.revocation_style, custom.client_auth, custom.scope_separator) == ("rfc7009", "client_secret_post", ",")
+    assert custom.revocation_style == "rfc7009"
+    assert (custom.client_auth, custom.scope_separator) == ("client_secret_post", ",")
     assert (custom.account_id_source, custom.account_id_field) == ("token_response", "user.id")
 
 

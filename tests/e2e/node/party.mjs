@@ -27,7 +27,12 @@
 // Role "provider": a strict third-party OAuth provider. PKCE S256 required for every
 // client, refresh tokens always issued and rotated on every use (reuse of a rotated one
 // revokes the grant: oidc-provider's own behaviour), revocation + introspection on,
-// opaque access tokens, a protected resource GET /api/me, counters at GET /test/stats.
+// opaque access tokens, a protected resource GET /api/me, counters at GET /test/stats:
+//   {"token": {"authorization_code": n, "refresh_token": n, ...},   // token calls per grant type
+//    "token_error": {...same keys, failed calls only...},
+//    "revocation": n, "grant_revoked": n, "api_me": n}
+// Clients must authenticate with their registered method (oidc-provider itself would
+// accept client_secret_basic and client_secret_post interchangeably).
 //
 // Role "auth0": an Auth0 stand-in. Issuer has a trailing slash like Auth0's
 // ("http://127.0.0.1:<port>/"), Auth0's endpoint paths (/authorize, /oauth/token,
@@ -208,17 +213,18 @@ provider.on('grant.error', (ctx) => {
 provider.on('grant.revoked', () => { stats.grant_revoked += 1; });
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
-// ---- our routes, behind oidc-provider's own (it passes unmatched requests on) ----
+// ---- our pages and endpoints (a middleware that runs before oidc-provider's routes) ----
 
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const page = (title, body) => `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title></head>
 <body><h1>${esc(title)}</h1>${body}</body></html>`;
 
-async function readForm(req) {
+async function readBody(req) {
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  return Buffer.concat(chunks).toString('utf8');
 }
+const readForm = async (req) => new URLSearchParams(await readBody(req));
 
 function loginPage(uid, details, error) {
   return page(`Sign in to ${role}`, `
@@ -314,7 +320,52 @@ async function apiMe(ctx) {
   };
 }
 
+// Endpoints where clients authenticate (token, revocation, introspection).
+const clientAuthPaths = new Set(['token', 'revocation', 'introspection']
+  .map((route) => new URL(provider.urlFor(route)).pathname));
+const tokenPath = new URL(provider.urlFor('token')).pathname;
+const revocationPath = new URL(provider.urlFor('revocation')).pathname;
+const authMethods = new Map(clients.map((c) => [c.client_id, c.token_endpoint_auth_method ?? 'client_secret_basic']));
+
+function basicClientId(header) {
+  const m = /^basic\s+(\S+)$/i.exec(header ?? '');
+  if (!m) return undefined;
+  const user = Buffer.from(m[1], 'base64').toString('utf8').split(':')[0];
+  return decodeURIComponent(user.replace(/\+/g, ' ')); // RFC 6749 2.3.1: form-encoded
+}
+
+// Runs before oidc-provider's own routes (Provider#use inserts ahead of them).
 provider.use(async (ctx, next) => {
+  if (ctx.method === 'POST' && clientAuthPaths.has(ctx.path) && ctx.is('application/x-www-form-urlencoded')) {
+    const form = new URLSearchParams(await readBody(ctx.req));
+    if (ctx.path === revocationPath) stats.revocation += 1;
+
+    // oidc-provider accepts client_secret_basic and client_secret_post interchangeably;
+    // a strict provider only accepts the registered one, so connector bugs show up.
+    const basicId = basicClientId(ctx.get('authorization'));
+    const clientId = basicId ?? form.get('client_id');
+    const used = basicId !== undefined ? 'client_secret_basic' : form.has('client_secret') ? 'client_secret_post' : 'none';
+    const registered = authMethods.get(clientId);
+    if (!isAuth0 && registered?.startsWith('client_secret_') && used !== registered) {
+      ctx.status = 401;
+      if (basicId !== undefined) ctx.set('WWW-Authenticate', 'Basic realm="token"');
+      ctx.body = {
+        error: 'invalid_client',
+        error_description: `client authentication must use ${registered}, not ${used}`,
+      };
+      bump(stats.token, form.get('grant_type') ?? ctx.path);
+      bump(stats.token_error, form.get('grant_type') ?? ctx.path);
+      return undefined;
+    }
+    // Auth0: a client_credentials request without scope gets all scopes granted to the client.
+    if (isAuth0 && ctx.path === tokenPath && form.get('grant_type') === 'client_credentials' && !form.get('scope')) {
+      form.set('scope', clientApiScopes.get(clientId) ?? apiScopes);
+    }
+    // oidc-provider parses an already-consumed body from req.body (it logs a warning once).
+    ctx.req.body = form.toString();
+    return next();
+  }
+
   const m = ctx.path.match(/^\/interaction\/([\w-]+)(?:\/(login|consent))?$/);
   if (m) return interactions(ctx, m[1], m[2]);
   if (ctx.path === '/api/me' && ctx.method === 'GET' && !isAuth0) return apiMe(ctx);
@@ -325,13 +376,8 @@ provider.use(async (ctx, next) => {
   return next();
 });
 
-// Revocation calls are counted before oidc-provider sees them (it emits no success event).
-const revocationPath = new URL(provider.urlFor('revocation')).pathname;
 const koa = provider.callback();
-handler = (req, res) => {
-  if (req.method === 'POST' && req.url.split('?')[0] === revocationPath) stats.revocation += 1;
-  return koa(req, res);
-};
+handler = (req, res) => koa(req, res);
 
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => { server.close(); server.closeAllConnections(); process.exit(0); });
