@@ -24,7 +24,10 @@ def new_id() -> str:
 
 class Connection(db.Model):
     __tablename__ = "connections"
-    __table_args__ = (UniqueConstraint("user_id", "provider", name="uq_connections_user_provider"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "provider", name="uq_connections_user_provider"),
+        Index("ix_connections_refresh_due", "status", "access_token_expires_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(String(255), index=True)
@@ -40,6 +43,12 @@ class Connection(db.Model):
     connected_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
     last_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error_code: Mapped[str | None] = mapped_column(String(64))
+    # Refresh single-flight: a short lease (owner + expiry) instead of a lock held across the provider call.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Back-off after transient provider failures: at most one attempt per window.
+    failure_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cooldown_until: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, onupdate=clock.now)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask, current_app
 from itsdangerous import Signer
@@ -17,6 +18,15 @@ from .providers.registry import load_specs
 from .providers.spec import SpecError
 
 
+@dataclass(frozen=True)
+class VaultSettings:
+    min_ttl: timedelta  # default: refresh when the access token expires sooner than this
+    lease: timedelta  # how long a refresher may hold a connection before others may take over
+    wait: timedelta  # how long a caller waits for another caller's refresh
+    backoff_base: float  # seconds after the first transient failure; doubles per failure
+    backoff_max: float
+
+
 @dataclass
 class Runtime:
     keyring: Keyring
@@ -24,6 +34,7 @@ class Runtime:
     registry: ProviderRegistry
     return_urls: ReturnUrlPolicy
     connect: ConnectContext
+    vault: VaultSettings
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -51,7 +62,12 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
         registry=registry, keyring=keyring, signer=Signer(cfg["SECRET_KEY"], salt="connector.state"),
         redirect_uri=f"{base_url}/connect/callback", timeout=timeout, secure_cookies=secure,
     )
-    return Runtime(keyring, AccessTokenVerifier(jwks, cfg["AUTH0_AUDIENCE"]), registry, return_urls, connect)
+    # A lease outlives the slowest provider call, so it is taken over only when its holder died.
+    lease = timedelta(seconds=timeout[0] + timeout[1] + 5)
+    vault = VaultSettings(min_ttl=timedelta(seconds=cfg["VAULT_MIN_TTL"]), lease=lease,
+                          wait=lease + timedelta(seconds=5), backoff_base=cfg["REFRESH_BACKOFF_BASE"],
+                          backoff_max=cfg["REFRESH_BACKOFF_MAX"])
+    return Runtime(keyring, AccessTokenVerifier(jwks, cfg["AUTH0_AUDIENCE"]), registry, return_urls, connect, vault)
 
 
 def runtime() -> Runtime:

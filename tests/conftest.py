@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import time
 import uuid
 
@@ -91,7 +92,30 @@ def mocked_http(auth0):
     """Every outbound HTTP call in a test goes through this; unexpected calls fail."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(JWKS_URL, json=auth0.jwks)
+        mock.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+/"))  # real loopback servers (stub provider)
         yield mock
+
+
+@pytest.fixture
+def stub():
+    from tests.stub_provider import StubProvider
+
+    with StubProvider() as provider:
+        yield provider
+
+
+def stub_env(stub, tmp_path, **overrides: str) -> dict[str, str]:
+    """Environment that enables the stub provider (``stub``) through a providers file."""
+    import json
+
+    path = tmp_path / "providers.toml"
+    entry = stub.catalog_entry()
+    lines = ["[stub]"] + [f"{key} = {json.dumps(value)}" for key, value in entry.items()]
+    path.write_text("\n".join(lines) + "\n")
+    from tests.stub_provider import CLIENT_ID, CLIENT_SECRET
+
+    return base_env(CONNECTOR_PROVIDERS_FILE=str(path), STUB_CLIENT_ID=CLIENT_ID, STUB_CLIENT_SECRET=CLIENT_SECRET,
+                    PROVIDER_READ_TIMEOUT="2", **overrides)
 
 
 @pytest.fixture
@@ -100,8 +124,9 @@ def env() -> dict[str, str]:
 
 
 @pytest.fixture
-def app(env, database_url, mocked_http):
+def app(env, database_url, mocked_http, auth0):
     app = create_app(test_config={"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url}, env=env)
+    app.test_auth0, app.test_http = auth0, mocked_http  # for tests that drive a second client
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -125,3 +150,21 @@ def runner(app):
 @pytest.fixture
 def user_id() -> str:
     return f"auth0|{uuid.uuid4().hex[:8]}"
+
+
+def make_connection(app, user_id: str = "auth0|alice", provider: str = "spotify", *, access: str = "access-0",
+                    refresh: str | None = "refresh-0", expires_in: int | None = 3600, scopes=("a", "b")):
+    """Store a connection as a completed connect would, without going through the flow."""
+    from datetime import timedelta
+
+    from app import clock
+    from app.connections import upsert_connection
+    from app.oauth_client import TokenResponse
+
+    expires_at = clock.now() + timedelta(seconds=expires_in) if expires_in is not None else None
+    token = TokenResponse(access_token=access, refresh_token=refresh, token_type="Bearer", expires_at=expires_at,
+                          scopes=tuple(scopes))
+    with app.app_context():
+        connection = upsert_connection(user_id, provider, token, app.extensions["connector"].keyring, "ext-1")
+        db.session.commit()
+        return connection.id

@@ -1,7 +1,9 @@
 """User endpoints: which providers can be connected, and the caller's connections."""
 from __future__ import annotations
 
-from flask import Blueprint
+from importlib import resources
+
+from flask import Blueprint, Response
 from sqlalchemy import select
 
 from ..extensions import db
@@ -43,3 +45,11 @@ def connections() -> dict:
         select(Connection).where(Connection.user_id == principal.sub).order_by(Connection.provider)
     ).all()
     return {"connections": [connection_json(row) for row in rows]}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    document = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
+    response = Response(document, mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

@@ -121,6 +121,7 @@ def _as_entry(spec: ProviderSpec) -> dict:
                                "account_id_url", "account_id_field")}
     entry = {k: v for k, v in entry.items() if v is not None}
     entry["scopes"] = list(spec.scopes)
+    entry["reauth_error_codes"] = list(spec.reauth_error_codes)
     entry["extra_authorize_params"] = dict(spec.extra_authorize_params)
     entry["account_id"] = {"source": spec.account_id_source, "field": spec.account_id_field}
     if spec.account_id_url:

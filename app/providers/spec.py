@@ -33,6 +33,8 @@ class ProviderSpec:
     pkce: bool = True
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
     non_expiring_access_tokens: bool = False
+    # OAuth error codes on refresh that mean the grant is gone and the user must connect again.
+    reauth_error_codes: tuple[str, ...] = ("invalid_grant",)
     account_id_source: str = "none"
     account_id_url: str | None = None
     account_id_field: str = "sub"
@@ -98,6 +100,10 @@ def spec_from_mapping(name: str, entry: dict) -> ProviderSpec:
         values["revocation_style"] = "rfc7009"
     if values.get("revocation_style", "none") != "none" and not values.get("revocation_url") and "issuer" not in values:
         raise SpecError(f"provider {name!r}: revocation_style needs a revocation_url")
+    codes = entry.get("reauth_error_codes", ["invalid_grant"])
+    if not isinstance(codes, (list, tuple)) or not all(isinstance(c, str) and c for c in codes):
+        raise SpecError(f"provider {name!r}: reauth_error_codes must be a list of OAuth error codes")
+    values["reauth_error_codes"] = tuple(codes)
     params = entry.get("extra_authorize_params", {})
     if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
         raise SpecError(f"provider {name!r}: extra_authorize_params must map names to strings")

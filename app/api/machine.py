@@ -1,0 +1,45 @@
+"""Machine-to-machine endpoints (Auth0 client-credentials tokens): what jobs and Actions call."""
+from __future__ import annotations
+
+from flask import Blueprint, request
+from sqlalchemy import select
+
+from ..errors import InvalidRequest
+from ..extensions import db
+from ..models import Connection
+from ..runtime import runtime
+from ..vault import get_access_token
+from .auth import require_machine
+from .views import connection_json
+
+bp = Blueprint("machine_api", __name__, url_prefix="/api/users")
+
+MAX_USER_ID = 255
+
+
+def _check_user_id(user_id: str) -> str:
+    if not user_id or len(user_id) > MAX_USER_ID or not user_id.isprintable():
+        raise InvalidRequest("user_id must be the user's Auth0 sub (URL-encoded), at most 255 characters")
+    return user_id
+
+
+@bp.get("/<user_id>/connections")
+def user_connections(user_id: str) -> dict:
+    require_machine("read:connections")
+    rows = db.session.scalars(
+        select(Connection).where(Connection.user_id == _check_user_id(user_id)).order_by(Connection.provider)
+    ).all()
+    return {"user_id": user_id, "connections": [connection_json(row) for row in rows]}
+
+
+@bp.post("/<user_id>/connections/<provider>/token")
+def user_token(user_id: str, provider: str) -> dict:
+    require_machine("read:tokens")
+    runtime().registry.get(provider)  # 400 for an unknown provider before touching the vault
+    raw = request.args.get("min_ttl")
+    min_ttl = None
+    if raw is not None:
+        if not raw.isdigit() or int(raw) > 86400:
+            raise InvalidRequest("min_ttl must be a whole number of seconds, at most 86400")
+        min_ttl = int(raw)
+    return get_access_token(_check_user_id(user_id), provider, min_ttl=min_ttl).as_json()

@@ -1,0 +1,204 @@
+"""The token vault: a fresh access token for a user's connection, for jobs and the API.
+
+Refresh is single-flight across threads and processes through a short lease on the
+connection row (owner + expiry, set and cleared in short transactions), so no
+database lock is held while the provider answers. A lease whose holder died
+expires and is taken over. The rotated refresh token is written in the same
+transaction that releases the lease.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from . import clock, oauth_client
+from .connections import seal_tokens
+from .errors import NotFound, ProviderError, ProviderUnavailable, ReauthorizationRequired
+from .extensions import db
+from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
+from .runtime import Runtime, VaultSettings, runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str = field(repr=False)
+    token_type: str
+    expires_at: datetime | None
+    scopes: tuple[str, ...]
+
+    def as_json(self) -> dict:
+        expires_in = None
+        if self.expires_at is not None:
+            expires_in = max(0, int((self.expires_at - clock.now()).total_seconds()))
+        return {"access_token": self.token, "token_type": self.token_type, "expires_in": expires_in,
+                "expires_at": self.expires_at.isoformat() + "Z" if self.expires_at else None,
+                "scopes": list(self.scopes)}
+
+
+def lease_owner() -> str:
+    """Unique per process and thread: a lease names exactly one refresher."""
+    return f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+
+
+def _load(user_id: str, provider: str) -> Connection:
+    db.session.expire_all()  # always read the row as it is now, not as this session last saw it
+    connection = db.session.scalar(
+        select(Connection).where(Connection.user_id == user_id, Connection.provider == provider)
+    )
+    if connection is None:
+        raise NotFound(f"user has no {provider!r} connection")
+    if connection.status == NEEDS_REAUTH:
+        raise ReauthorizationRequired(f"the {provider!r} connection needs the user to connect again")
+    if connection.status != ACTIVE:
+        raise ReauthorizationRequired(f"the {provider!r} connection was revoked; the user must connect again")
+    return connection
+
+
+def _fresh(connection: Connection, min_ttl: timedelta) -> bool:
+    if connection.access_token_enc is None:
+        return False
+    expires = connection.access_token_expires_at
+    return expires is None or expires - clock.now() > min_ttl
+
+
+def _access_token(rt: Runtime, connection: Connection) -> AccessToken:
+    token = rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token"))
+    return AccessToken(token, connection.token_type or "Bearer", connection.access_token_expires_at,
+                       tuple(connection.scope_list))
+
+
+def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
+    now = clock.now()
+    result = db.session.execute(
+        update(Connection)
+        .where(Connection.id == connection_id, Connection.status == ACTIVE)
+        .where(or_(Connection.lease_owner.is_(None), Connection.lease_expires_at < now))
+        .values(lease_owner=owner, lease_expires_at=now + settings.lease)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _release(connection: Connection, owner: str) -> None:
+    if connection.lease_owner == owner:
+        connection.lease_owner = None
+        connection.lease_expires_at = None
+
+
+def _check_cooldown(connection: Connection) -> None:
+    if connection.cooldown_until and connection.cooldown_until > clock.now():
+        wait = (connection.cooldown_until - clock.now()).total_seconds()
+        raise ProviderUnavailable(f"the provider failed recently; next attempt in {int(wait) + 1}s",
+                                  retry_after=wait)
+
+
+def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = None,
+                     force_refresh: bool = False) -> AccessToken:
+    """A usable access token for (user, provider), refreshing it if it expires within ``min_ttl`` seconds.
+
+    Raises ``NotFound``, ``ReauthorizationRequired`` or ``ProviderUnavailable`` (with ``retry_after``).
+    Needs an application context.
+    """
+    rt = runtime()
+    settings: VaultSettings = rt.vault
+    ttl = settings.min_ttl if min_ttl is None else timedelta(seconds=min_ttl)
+    connection = _load(user_id, provider)
+    stale_token = connection.access_token_enc if force_refresh else None
+    if not force_refresh and _fresh(connection, ttl):
+        return _access_token(rt, connection)
+    if connection.refresh_token_enc is None:
+        raise ReauthorizationRequired(f"the {provider!r} access token expired and there is no refresh token")
+
+    owner = lease_owner()
+    deadline = time.monotonic() + settings.wait.total_seconds()
+    delay = 0.02
+    while True:
+        _check_cooldown(connection)
+        if _try_lease(connection.id, owner, settings):
+            return _refresh_under_lease(rt, _load(user_id, provider), owner, ttl, stale_token)
+        if time.monotonic() > deadline:
+            raise ProviderUnavailable("another refresh of this connection is still running", retry_after=1)
+        time.sleep(delay * (1 + random.random()))  # jitter keeps waiters from polling in lockstep
+        delay = min(delay * 2, 0.25)
+        connection = _load(user_id, provider)
+        if _fresh(connection, ttl) and connection.access_token_enc != stale_token:
+            return _access_token(rt, connection)
+
+
+def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, ttl: timedelta,
+                         stale_token: str | None) -> AccessToken:
+    if _fresh(connection, ttl) and connection.access_token_enc != stale_token:
+        _release(connection, owner)  # someone refreshed between our read and our lease
+        db.session.commit()
+        return _access_token(rt, connection)
+    try:
+        spec = rt.registry.get(connection.provider)
+        refresh_token = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
+        db.session.commit()  # no transaction stays open while the provider answers
+        token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=tuple(connection.scope_list),
+                                     timeout=rt.timeout)
+    except ProviderError as exc:
+        if exc.code in spec_reauth_codes(rt, connection.provider):
+            _mark_needs_reauth(connection, owner, exc.code)
+            raise ReauthorizationRequired(f"the provider rejected the stored grant ({exc.code})") from None
+        retry_after = _record_failure(rt, connection, owner, exc.code, None)
+        raise ProviderUnavailable(f"the provider refused the refresh ({exc.code})", code=exc.code,
+                                  retry_after=retry_after) from None
+    except ProviderUnavailable as exc:
+        retry_after = _record_failure(rt, connection, owner, exc.code, exc.retry_after)
+        raise ProviderUnavailable(exc.description, retry_after=retry_after) from None
+    except BaseException:
+        db.session.rollback()
+        _release(connection, owner)
+        db.session.commit()
+        raise
+    seal_tokens(connection, rt.keyring, token, keep_refresh=True)
+    connection.last_refreshed_at = clock.now()
+    connection.last_error_code = None
+    connection.failure_count = 0
+    connection.cooldown_until = None
+    _release(connection, owner)
+    db.session.commit()  # new tokens and the lease release land together
+    return _access_token(rt, connection)
+
+
+def spec_reauth_codes(rt: Runtime, provider: str) -> tuple[str, ...]:
+    return rt.registry.get(provider).reauth_error_codes
+
+
+def _mark_needs_reauth(connection: Connection, owner: str, code: str) -> None:
+    connection.status = NEEDS_REAUTH
+    connection.last_error_code = code
+    _release(connection, owner)
+    record_audit("refresh", "needs_reauth", actor_type="system", user_id=connection.user_id,
+                 provider=connection.provider, error=code)
+    db.session.commit()
+    log.warning("connection %s/%s needs reauthorization (%s)", connection.provider, connection.id, code)
+
+
+def _record_failure(rt: Runtime, connection: Connection, owner: str, code: str,
+                    retry_after: float | None) -> float:
+    settings: VaultSettings = rt.vault
+    connection.failure_count = (connection.failure_count or 0) + 1
+    backoff = min(settings.backoff_base * 2 ** (connection.failure_count - 1), settings.backoff_max)
+    wait = max(backoff, min(retry_after or 0, settings.backoff_max))
+    connection.cooldown_until = clock.now() + timedelta(seconds=wait)
+    connection.last_error_code = code
+    _release(connection, owner)
+    record_audit("refresh", "unavailable", actor_type="system", user_id=connection.user_id,
+                 provider=connection.provider, error=code, failures=str(connection.failure_count))
+    db.session.commit()
+    log.warning("refresh of %s/%s failed (%s); next attempt in %.0fs",
+                connection.provider, connection.id, code, wait)
+    return wait

@@ -1,0 +1,198 @@
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app import clock
+from app.errors import NotFound, ProviderUnavailable, ReauthorizationRequired
+from app.extensions import db
+from app.models import AuditEvent, Connection
+from app.vault import get_access_token
+from tests.conftest import make_connection, stub_env
+
+
+@pytest.fixture
+def env(stub, tmp_path):
+    return stub_env(stub, tmp_path)
+
+
+@pytest.fixture
+def expired(app, stub, user_id):
+    """A stub connection whose access token has expired; returns the stored refresh token."""
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-10)
+    return refresh
+
+
+def _row(app, user_id) -> Connection:
+    with app.app_context():
+        db.session.expire_all()
+        return db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+
+
+def _stored_refresh(app, user_id) -> str:
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        return app.extensions["connector"].keyring.decrypt(row.refresh_token_enc, row.aad("refresh_token"))
+
+
+def test_fresh_token_is_returned_without_calling_provider(app, stub, user_id):
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=3600)
+    with app.app_context():
+        token = get_access_token(user_id, "stub")
+    assert token.token == access and stub.state.refresh_calls == 0
+    assert access not in repr(token)
+
+
+def test_expired_token_is_refreshed_and_rotation_persisted(app, stub, user_id, expired):
+    with app.app_context():
+        token = get_access_token(user_id, "stub")
+    assert stub.state.refresh_calls == 1 and token.token in stub.state.access_tokens
+    assert token.expires_at > clock.now() + timedelta(minutes=50)
+    new_refresh = _stored_refresh(app, user_id)
+    assert new_refresh != expired and stub.state.refresh_tokens[new_refresh]
+    row = _row(app, user_id)
+    assert row.last_refreshed_at and row.lease_owner is None and row.failure_count == 0
+    with app.app_context():  # twice in a row: the rotated token works
+        assert get_access_token(user_id, "stub", min_ttl=7200).token != token.token
+    assert stub.state.refresh_calls == 2 and not stub.state.revoked
+
+
+def test_min_ttl_forces_early_refresh(app, stub, user_id):
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=30)
+    with app.app_context():
+        assert get_access_token(user_id, "stub", min_ttl=10).token == access
+        assert get_access_token(user_id, "stub").token != access  # default min_ttl is 60 s
+    assert stub.state.refresh_calls == 1
+
+
+def test_old_refresh_token_kept_when_provider_returns_none(app, stub, user_id, expired, monkeypatch):
+    from app import oauth_client
+
+    real = oauth_client._token_response
+
+    def without_refresh(spec, body, scopes):
+        return real(spec, {k: v for k, v in body.items() if k != "refresh_token"}, scopes)
+
+    monkeypatch.setattr(oauth_client, "_token_response", without_refresh)
+    with app.app_context():
+        get_access_token(user_id, "stub")
+    assert _stored_refresh(app, user_id) == expired
+
+
+def test_invalid_grant_marks_needs_reauth_and_stops_refreshing(app, stub, user_id, expired):
+    stub.state.failure = (400, '{"error": "invalid_grant"}', {"Content-Type": "application/json"})
+    with app.app_context():
+        with pytest.raises(ReauthorizationRequired):
+            get_access_token(user_id, "stub")
+        with pytest.raises(ReauthorizationRequired):
+            get_access_token(user_id, "stub")
+        events = db.session.scalars(select(AuditEvent)).all()
+    assert stub.state.refresh_calls == 1
+    row = _row(app, user_id)
+    assert (row.status, row.last_error_code, row.lease_owner) == ("needs_reauth", "invalid_grant", None)
+    assert [(e.action, e.outcome, e.detail["error"]) for e in events] == [("refresh", "needs_reauth", "invalid_grant")]
+    assert _stored_refresh(app, user_id) == expired
+
+
+@pytest.mark.parametrize("failure,code", [
+    ((500, "boom", {}), "provider_unavailable"),
+    ((502, "<html>bad gateway</html>", {"Content-Type": "text/html"}), "provider_unavailable"),
+    ((429, "slow down", {"Retry-After": "120"}), "provider_unavailable"),
+    ((200, "not json at all", {}), "provider_unavailable"),
+    ((200, '{"token_type": "Bearer"}', {"Content-Type": "application/json"}), "provider_unavailable"),
+    ((400, '{"error": "invalid_client"}', {"Content-Type": "application/json"}), "invalid_client"),
+])
+def test_transient_failure_keeps_connection_and_backs_off(app, stub, user_id, expired, failure, code):
+    stub.state.failure = failure
+    with app.app_context():
+        with pytest.raises(ProviderUnavailable) as info:
+            get_access_token(user_id, "stub")
+        assert info.value.retry_after >= (120 if failure[0] == 429 else 5)
+        with pytest.raises(ProviderUnavailable, match="failed recently"):
+            get_access_token(user_id, "stub")  # inside the cooldown: no second attempt
+    assert stub.state.refresh_calls == 1
+    row = _row(app, user_id)
+    assert (row.status, row.failure_count, row.last_error_code) == ("active", 1, code)
+    assert row.cooldown_until > clock.now() and row.lease_owner is None
+    assert _stored_refresh(app, user_id) == expired
+
+
+def test_timeout_is_transient(app, stub, user_id, expired):
+    stub.state.delay = 3  # PROVIDER_READ_TIMEOUT is 2 s in these tests
+    with app.app_context():
+        with pytest.raises(ProviderUnavailable, match="timed out"):
+            get_access_token(user_id, "stub")
+    assert _row(app, user_id).status == "active" and _stored_refresh(app, user_id) == expired
+
+
+def test_backoff_doubles_and_recovers_after_cooldown(app, stub, user_id, expired, monkeypatch):
+    stub.state.failure = (503, "down", {})
+    start = clock.now()
+    for n, expected in enumerate((5, 10, 20)):
+        monkeypatch.setattr(clock, "now", lambda n=n: start + timedelta(hours=n))
+        with app.app_context(), pytest.raises(ProviderUnavailable) as info:
+            get_access_token(user_id, "stub")
+        assert info.value.retry_after == expected
+    stub.state.failure = None
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(hours=5))
+    with app.app_context():
+        assert get_access_token(user_id, "stub").token
+    row = _row(app, user_id)
+    assert (row.failure_count, row.cooldown_until, row.last_error_code) == (0, None, None)
+
+
+def test_expired_lease_of_a_dead_holder_is_taken_over(app, stub, user_id, expired):
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        row.lease_owner, row.lease_expires_at = "dead-process", clock.now() - timedelta(seconds=1)
+        db.session.commit()
+        assert get_access_token(user_id, "stub").token
+    assert _row(app, user_id).lease_owner is None and stub.state.refresh_calls == 1
+
+
+def test_missing_and_revoked_connections(app, user_id):
+    make_connection(app, user_id, "stub")
+    with app.app_context():
+        with pytest.raises(NotFound):
+            get_access_token("auth0|nobody", "stub")
+        row = db.session.scalars(select(Connection)).one()
+        row.status = "revoked"
+        db.session.commit()
+        with pytest.raises(ReauthorizationRequired, match="revoked"):
+            get_access_token(user_id, "stub")
+
+
+def test_non_expiring_token_without_refresh_is_returned(app, user_id):
+    make_connection(app, user_id, "github", access="gho_x", refresh=None, expires_in=None)
+    with app.app_context():
+        assert get_access_token(user_id, "github").token == "gho_x"
+
+
+def test_connect_of_another_user_completes_while_refresh_waits_on_slow_provider(app, stub, user_id, expired):
+    from tests.connect.conftest import ConnectDriver
+
+    stub.state.delay = 1.5
+    done = {}
+
+    def refresh():
+        with app.app_context():
+            done["token"] = get_access_token(user_id, "stub")
+            done["at"] = time.monotonic()
+
+    worker = threading.Thread(target=refresh)
+    worker.start()
+    time.sleep(0.3)  # the refresh is now waiting on the provider
+    assert _row(app, user_id).lease_owner is not None
+    connect = ConnectDriver(app.test_client(), app.test_auth0, app.test_http)
+    started = time.monotonic()
+    response = connect.connect("spotify", token=app.test_auth0.token("auth0|someone-else"))
+    finished = time.monotonic()
+    worker.join(10)
+    assert response.status_code == 303 and "connector_status=connected" in response.headers["Location"]
+    assert finished < done["at"], "the connect had to wait for the refresh"
+    assert finished - started < 1.0
