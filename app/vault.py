@@ -129,11 +129,28 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
             return _refresh_under_lease(rt, _load(user_id, provider), owner, ttl, stale_token)
         if time.monotonic() > deadline:
             raise ProviderUnavailable("another refresh of this connection is still running", retry_after=1)
+        db.session.rollback()  # hold no connection or snapshot while waiting
         time.sleep(delay * (1 + random.random()))  # jitter keeps waiters from polling in lockstep
         delay = min(delay * 2, 0.25)
         connection = _load(user_id, provider)
         if _fresh(connection, ttl) and connection.access_token_enc != stale_token:
             return _access_token(rt, connection)
+
+
+def refresh_claimed(connection_id: str, owner: str) -> str:
+    """Refresh a connection whose lease ``owner`` already holds (batch refresh); returns the outcome."""
+    rt = runtime()
+    db.session.expire_all()
+    connection = db.session.get(Connection, connection_id)
+    if connection is None or connection.lease_owner != owner:
+        return "skipped"
+    try:
+        _refresh_under_lease(rt, connection, owner, timedelta(0), connection.access_token_enc)
+    except ReauthorizationRequired:
+        return "needs_reauth"
+    except ProviderUnavailable:
+        return "unavailable"
+    return "refreshed"
 
 
 def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, ttl: timedelta,

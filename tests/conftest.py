@@ -114,8 +114,9 @@ def stub_env(stub, tmp_path, **overrides: str) -> dict[str, str]:
     path.write_text("\n".join(lines) + "\n")
     from tests.stub_provider import CLIENT_ID, CLIENT_SECRET
 
-    return base_env(CONNECTOR_PROVIDERS_FILE=str(path), STUB_CLIENT_ID=CLIENT_ID, STUB_CLIENT_SECRET=CLIENT_SECRET,
-                    PROVIDER_READ_TIMEOUT="2", **overrides)
+    settings = {"CONNECTOR_PROVIDERS_FILE": str(path), "STUB_CLIENT_ID": CLIENT_ID,
+                "STUB_CLIENT_SECRET": CLIENT_SECRET, "PROVIDER_READ_TIMEOUT": "2", **overrides}
+    return base_env(**settings)
 
 
 @pytest.fixture

@@ -1,0 +1,87 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Connection
+from tests.conftest import make_connection, stub_env
+
+
+@pytest.fixture
+def env(stub, tmp_path):
+    return stub_env(stub, tmp_path)
+
+
+def _seed(app, stub, count, expires_in):
+    for n in range(count):
+        access, refresh = stub.issue()
+        make_connection(app, f"auth0|user{n}", "stub", access=access, refresh=refresh, expires_in=expires_in)
+
+
+def _statuses(app):
+    with app.app_context():
+        return sorted(r.status for r in db.session.scalars(select(Connection)))
+
+
+def test_refresh_due_refreshes_only_due_connections(app, runner, stub):
+    _seed(app, stub, 6, expires_in=60)
+    make_connection(app, "auth0|later", "stub", expires_in=7200)
+    result = runner.invoke(args=["connector", "refresh-due", "--within", "10m", "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    assert "done: refreshed 6, needs_reauth 0, unavailable 0, skipped 0" in result.output
+    assert stub.state.refresh_calls == 6
+    again = runner.invoke(args=["connector", "refresh-due", "--within", "10m"])
+    assert "done: refreshed 0" in again.output
+
+
+def test_refresh_due_reports_failures(app, runner, stub):
+    _seed(app, stub, 2, expires_in=-1)
+    stub.state.failure = (400, '{"error": "invalid_grant"}', {"Content-Type": "application/json"})
+    result = runner.invoke(args=["connector", "refresh-due"])
+    assert "refreshed 0, needs_reauth 2" in result.output
+    assert _statuses(app) == ["needs_reauth", "needs_reauth"]
+
+
+def test_refresh_due_unavailable_backs_off(app, runner, stub):
+    _seed(app, stub, 2, expires_in=-1)
+    stub.state.failure = (503, "down", {})
+    assert "unavailable 2" in runner.invoke(args=["connector", "refresh-due"]).output
+    assert "done: refreshed 0, needs_reauth 0, unavailable 0" in runner.invoke(args=["connector", "refresh-due"]).output
+    assert stub.state.refresh_calls == 2
+
+
+def test_concurrent_copies_refresh_each_connection_once(app, stub):
+    from app.refresh_due import refresh_due
+
+    _seed(app, stub, 20, expires_in=-1)
+    stub.state.delay = 0.05
+    results = []
+
+    def run():
+        results.append(refresh_due(app, timedelta(minutes=10), workers=3))
+
+    copies = [threading.Thread(target=run) for _ in range(3)]
+    for copy in copies:
+        copy.start()
+    for copy in copies:
+        copy.join(60)
+    assert sum(r["refreshed"] for r in results) == 20
+    assert stub.state.refresh_calls == 20 and not stub.state.revoked
+
+
+def test_refresh_due_rejects_bad_duration(runner):
+    result = runner.invoke(args=["connector", "refresh-due", "--within", "soon"])
+    assert result.exit_code != 0 and "like 10m" in result.output
+
+
+def test_token_command_hides_token_unless_asked(app, runner, stub):
+    access, refresh = stub.issue()
+    make_connection(app, "auth0|op", "stub", access=access, refresh=refresh, expires_in=3600)
+    result = runner.invoke(args=["connector", "token", "auth0|op", "stub"])
+    assert result.exit_code == 0 and "expires at:" in result.output and access not in result.output
+    shown = runner.invoke(args=["connector", "token", "auth0|op", "stub", "--show"])
+    assert access in shown.output
+    missing = runner.invoke(args=["connector", "token", "auth0|nobody", "stub"])
+    assert missing.exit_code == 1 and "not_found" in missing.output

@@ -1,0 +1,48 @@
+"""Code run in child processes by the vault concurrency tests (importable under spawn)."""
+from __future__ import annotations
+
+import threading
+import time
+
+
+def _app(env: dict, database_url: str):
+    from app import create_app
+
+    return create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url}, env=env)
+
+
+def fetch_tokens(env: dict, database_url: str, user_id: str, threads: int, go, results) -> None:
+    """Start ``threads`` callers at once (after ``go`` is set) and report (token, wait) or an error."""
+    from app.vault import get_access_token
+
+    app = _app(env, database_url)
+
+    def call() -> None:
+        go.wait(30)
+        started = time.monotonic()
+        try:
+            with app.app_context():
+                token = get_access_token(user_id, "stub")
+            results.put(("ok", token.token, time.monotonic() - started))
+        except Exception as exc:  # reported to the parent, which fails the test
+            results.put(("error", f"{type(exc).__name__}: {exc}", time.monotonic() - started))
+
+    workers = [threading.Thread(target=call) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+
+
+def hang_while_holding_lease(env: dict, database_url: str, user_id: str) -> None:
+    """Take the refresh lease, then hang before the provider sees anything (killed by the test)."""
+    from app import oauth_client
+    from app.vault import get_access_token
+
+    def hang(*args, **kwargs):
+        time.sleep(600)
+
+    oauth_client.refresh = hang
+    app = _app(env, database_url)
+    with app.app_context():
+        get_access_token(user_id, "stub")
