@@ -39,11 +39,13 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     app.extensions["connector"] = build_runtime(app, extra_providers, extra_credentials)
 
+    from .api.machine import bp as machine_bp
+    from .api.proxy import bp as proxy_bp
     from .api.views import bp as api_bp
     from .connect.views import bp as connect_bp
 
-    app.register_blueprint(connect_bp)
-    app.register_blueprint(api_bp)
+    for blueprint in (connect_bp, api_bp, machine_bp, proxy_bp):
+        app.register_blueprint(blueprint)
     if app.config["CONNECTOR_DEMO"]:
         demo.init_app(app)
 

@@ -25,6 +25,7 @@ class StubState:
     failure: tuple[int, str, dict] | None = None  # (status, body, headers) answered instead
     api_requests: list[dict] = field(default_factory=list)
     revoked: bool = False
+    api_always_401: bool = False
 
 
 class StubProvider:
@@ -97,7 +98,7 @@ class StubProvider:
         with self._lock:
             self.state.api_requests.append({"path": request.full_path, "method": request.method,
                                             "headers": dict(request.headers), "body": request.get_data()})
-            valid = token in self.state.access_tokens
+            valid = token in self.state.access_tokens and not self.state.api_always_401
         if request.path == "/api/redirect":
             return Response("", status=302, headers={"Location": "http://169.254.169.254/latest"})
         if request.path == "/api/big":

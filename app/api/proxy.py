@@ -51,7 +51,7 @@ def _raw_path(provider: str) -> str:
     return path[len(prefix):]
 
 
-@bp.route("/<provider>/<path:path>", methods=METHODS)
+@bp.route("/<provider>/<path:path>", methods=METHODS, merge_slashes=False)
 def proxy(provider: str, path: str) -> Response:
     principal = require_user()
     spec = runtime().registry.get(provider)

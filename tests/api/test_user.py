@@ -1,0 +1,32 @@
+from tests.conftest import make_connection
+
+
+def _bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_providers_lists_enabled_ones(client, auth0, openapi):
+    response = client.get("/api/providers", headers=_bearer(auth0.token()))
+    assert response.status_code == 200
+    openapi.check(response, "/api/providers", "get")
+    names = [p["name"] for p in response.json["providers"]]
+    assert names == ["github", "google", "spotify", "stub"]
+    assert "secret" not in response.get_data(as_text=True)
+
+
+def test_connections_lists_only_callers(client, app, auth0, openapi):
+    make_connection(app, "auth0|alice", "spotify")
+    make_connection(app, "auth0|bob", "github")
+    response = client.get("/api/connections", headers=_bearer(auth0.token("auth0|alice")))
+    openapi.check(response, "/api/connections", "get")
+    assert [c["provider"] for c in response.json["connections"]] == ["spotify"]
+    connection = response.json["connections"][0]
+    assert connection["status"] == "active" and connection["scopes"] == ["a", "b"]
+    assert "access-0" not in response.get_data(as_text=True) and "refresh-0" not in response.get_data(as_text=True)
+
+
+def test_machine_token_is_refused_on_user_endpoints(client, auth0, openapi):
+    for path in ("/api/providers", "/api/connections"):
+        response = client.get(path, headers=_bearer(auth0.m2m_token()))
+        assert response.status_code == 403
+        openapi.check(response, path, "get")
