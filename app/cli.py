@@ -108,5 +108,15 @@ def token_command(user_id: str, provider: str, show: bool, min_ttl: int | None) 
         click.echo(f"access token: {token.token}")
 
 
+@connector.command("retry-revocations")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+def retry_revocations_command(limit: int) -> None:
+    """Retry remote revocations that failed earlier (bounded attempts with backoff)."""
+    from .revocation import retry_revocations
+
+    counts = retry_revocations(limit)
+    click.echo("done: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(connector)

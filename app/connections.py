@@ -51,5 +51,9 @@ def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring
         connection.connected_at = now
         connection.last_refreshed_at = None
         connection.last_error_code = None
+        connection.failure_count = 0
+        connection.cooldown_until = None
+        connection.revoked_at = None
+        connection.remote_revocation = None
         return connection
     raise AssertionError("unreachable")

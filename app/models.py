@@ -49,6 +49,9 @@ class Connection(db.Model):
     # Back-off after transient provider failures: at most one attempt per window.
     failure_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cooldown_until: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # done | pending | failed | not_supported (the access token stays valid until it expires)
+    remote_revocation: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, onupdate=clock.now)
 
@@ -79,6 +82,29 @@ class AuthorizationRequest(db.Model):
 
     def aad(self, field: str) -> bytes:
         return associated_data("authorization_request", self.id, self.user_id, self.provider, field)
+
+
+class RevocationTask(db.Model):
+    """A remote revocation still to do. Holds the one token needed for it, encrypted, and is
+    deleted (token and all) when the provider confirms or the attempts run out."""
+
+    __tablename__ = "revocation_tasks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    connection_id: Mapped[str] = mapped_column(String(32), index=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(64))
+    token_enc: Mapped[str] = mapped_column(Text)
+    token_type_hint: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+
+    def aad(self) -> bytes:
+        return associated_data("revocation_task", self.id, self.user_id, self.provider, "token")
 
 
 class AuditEvent(db.Model):

@@ -7,10 +7,11 @@ from sqlalchemy import select
 from ..errors import InvalidRequest
 from ..extensions import db
 from ..models import Connection
+from ..revocation import Actor, revoke_user_connections
 from ..runtime import runtime
 from ..vault import get_access_token
 from .auth import require_machine
-from .views import connection_json
+from .views import connection_json, disconnect
 
 bp = Blueprint("machine_api", __name__, url_prefix="/api/users")
 
@@ -43,3 +44,17 @@ def user_token(user_id: str, provider: str) -> dict:
             raise InvalidRequest("min_ttl must be a whole number of seconds, at most 86400")
         min_ttl = int(raw)
     return get_access_token(_check_user_id(user_id), provider, min_ttl=min_ttl).as_json()
+
+
+@bp.delete("/<user_id>/connections/<provider>")
+def delete_user_connection(user_id: str, provider: str) -> dict:
+    principal = require_machine("delete:connections")
+    return disconnect(_check_user_id(user_id), provider, Actor("m2m", principal.client_id or principal.sub))
+
+
+@bp.delete("/<user_id>/connections")
+def delete_user_connections(user_id: str) -> dict:
+    """Offboarding: revoke every connection of a user."""
+    principal = require_machine("delete:connections")
+    results = revoke_user_connections(_check_user_id(user_id), Actor("m2m", principal.client_id or principal.sub))
+    return {"user_id": user_id, "revoked": [result.as_json() for result in results]}

@@ -6,8 +6,10 @@ from importlib import resources
 from flask import Blueprint, Response
 from sqlalchemy import select
 
+from ..errors import NotFound
 from ..extensions import db
-from ..models import Connection
+from ..models import REVOKED, Connection
+from ..revocation import Actor, RevocationResult, revoke_connection
 from ..runtime import runtime
 from .auth import require_user
 
@@ -53,3 +55,21 @@ def openapi() -> Response:
     response = Response(document, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
+
+
+def disconnect(user_id: str, provider: str, actor: Actor) -> dict:
+    """Revoke one connection (idempotent: an already revoked one reports its state)."""
+    connection = db.session.scalar(
+        select(Connection).where(Connection.user_id == user_id, Connection.provider == provider)
+    )
+    if connection is None:
+        raise NotFound(f"no {provider!r} connection for this user")
+    if connection.status == REVOKED:
+        return RevocationResult(provider, connection.remote_revocation or "none").as_json()
+    return revoke_connection(connection, actor).as_json()
+
+
+@bp.delete("/connections/<provider>")
+def disconnect_mine(provider: str) -> dict:
+    principal = require_user()
+    return disconnect(principal.sub, provider, Actor("user", principal.sub))

@@ -65,6 +65,16 @@ class ProviderRegistry:
     def enabled(self) -> list[ProviderSpec]:
         return [spec for spec in self._specs.values() if spec.enabled]
 
+    def spec(self, name: str) -> ProviderSpec | None:
+        """The spec as configured, enabled or not, resolved if discovery works; None if unknown."""
+        spec = self._specs.get(name)
+        if spec is not None and spec.enabled and spec.needs_discovery:
+            try:
+                return self._discover(spec)
+            except ProviderUnavailable:
+                return spec
+        return spec
+
     def get(self, name: str | None) -> ProviderSpec:
         """The enabled, fully resolved spec; ``UnknownProvider`` otherwise."""
         spec = self._specs.get(name or "")

@@ -1,0 +1,175 @@
+"""Revoking a connection: at the provider where possible, always locally at once.
+
+One function serves every entry point (user, M2M, admin). The connection's tokens
+are wiped and its status set to ``revoked`` in the same transaction; the one token
+the provider needs for remote revocation moves into a ``RevocationTask`` that is
+tried at once and, if the provider fails, again later by
+``flask connector retry-revocations`` with bounded attempts and backoff.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from sqlalchemy import select
+
+from . import clock
+from .errors import ProviderUnavailable
+from .extensions import db
+from .http import new_session
+from .models import REVOKED, Connection, RevocationTask, new_id, record_audit
+from .providers import ProviderSpec
+from .runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+RETRY_BASE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # user | m2m | admin | system
+    id: str | None
+
+
+@dataclass(frozen=True)
+class RevocationResult:
+    provider: str
+    remote: str  # done | pending | failed | not_supported | none (nothing to revoke)
+
+    def as_json(self) -> dict:
+        return {"provider": self.provider, "status": REVOKED, "remote_revocation": self.remote}
+
+
+def revoke_connection(connection: Connection, actor: Actor) -> RevocationResult:
+    """Revoke locally now (committed), then try the provider once."""
+    rt = runtime()
+    spec = rt.registry.spec(connection.provider)
+    task = _wipe(rt, connection, spec, actor)
+    remote = _attempt(rt, task, spec) if task else ("not_supported" if connection.remote_revocation else "none")
+    return RevocationResult(connection.provider, remote)
+
+
+def revoke_user_connections(user_id: str, actor: Actor) -> list[RevocationResult]:
+    rows = db.session.scalars(
+        select(Connection).where(Connection.user_id == user_id, Connection.status != REVOKED)
+        .order_by(Connection.provider)
+    ).all()
+    return [revoke_connection(row, actor) for row in rows]
+
+
+def _wipe(rt: Runtime, connection: Connection, spec: ProviderSpec | None, actor: Actor) -> RevocationTask | None:
+    """Wipe the tokens and mark revoked; keep only what remote revocation needs, in a task."""
+    refresh = access = None
+    if connection.refresh_token_enc:
+        refresh = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
+    if connection.access_token_enc:
+        access = rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token"))
+    connection.refresh_token_enc = connection.access_token_enc = None
+    connection.status = REVOKED
+    connection.revoked_at = clock.now()
+    connection.lease_owner = connection.lease_expires_at = None
+    task = None
+    style = _style(spec)
+    if style == "none" or not (refresh or access):
+        connection.remote_revocation = "not_supported" if style == "none" else None
+        detail = {"remote": connection.remote_revocation or "none"}
+        if style == "none" and access and connection.access_token_expires_at:
+            detail["access_token_valid_until"] = connection.access_token_expires_at.isoformat() + "Z"
+    else:
+        # GitHub's grant API takes the access token; RFC 7009 prefers the refresh token (it kills the grant).
+        token, hint = (access, "access_token") if style == "github_grant" or not refresh else (refresh, "refresh_token")
+        task = RevocationTask(connection_id=connection.id, user_id=connection.user_id, provider=connection.provider,
+                              token_type_hint=hint, actor_type=actor.type, actor_id=actor.id, id=new_id())
+        task.token_enc = rt.keyring.encrypt(token, task.aad())
+        db.session.add(task)
+        connection.remote_revocation = "pending"
+        detail = {"remote": "pending"}
+    record_audit("revoke", "revoked", actor_type=actor.type, actor_id=actor.id, user_id=connection.user_id,
+                 provider=connection.provider, **detail)
+    db.session.commit()
+    return task
+
+
+def _style(spec: ProviderSpec | None) -> str:
+    if spec is None:
+        return "none"
+    # Discovery not resolved yet (provider down): assume RFC 7009 and find out on the retry.
+    return "rfc7009" if spec.needs_discovery else spec.revocation_style
+
+
+def _attempt(rt: Runtime, task: RevocationTask, spec: ProviderSpec | None) -> str:
+    """One try at the provider; returns the connection's new remote_revocation status."""
+    error = unsupported = None
+    try:
+        if spec is None or not spec.enabled:
+            raise ProviderUnavailable("the provider is no longer configured", code="provider_not_configured")
+        if spec.needs_discovery:
+            raise ProviderUnavailable("provider discovery failed", code="discovery_failed")
+        unsupported = spec.revocation_style == "none"
+        if not unsupported:
+            revoke_remote(spec, rt.keyring.decrypt(task.token_enc, task.aad()), task.token_type_hint, rt.timeout)
+    except ProviderUnavailable as exc:
+        error = exc.code
+    task.attempts += 1
+    connection = db.session.get(Connection, task.connection_id)
+    if error is None or task.attempts >= MAX_ATTEMPTS:
+        outcome = "not_supported" if unsupported else ("done" if error is None else "failed")
+        db.session.delete(task)  # the last copy of the token goes with it
+    else:
+        outcome = "pending"
+        task.last_error = error
+        task.next_attempt_at = clock.now() + RETRY_BASE * 2 ** (task.attempts - 1)
+    if connection is not None:
+        connection.remote_revocation = outcome
+    record_audit("revoke_remote", outcome, actor_type=task.actor_type, actor_id=task.actor_id,
+                 user_id=task.user_id, provider=task.provider, attempt=str(task.attempts),
+                 **({"error": error} if error else {}))
+    db.session.commit()
+    if error:
+        log.warning("remote revocation at %s failed (%s), attempt %d", task.provider, error, task.attempts)
+    return outcome
+
+
+def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[float, float]) -> None:
+    """Revoke ``token`` at the provider; raises ``ProviderUnavailable`` when it should be retried."""
+    try:
+        if spec.revocation_style == "github_grant":
+            url = spec.revocation_url.replace("{client_id}", spec.client_id)
+            response = new_session().delete(url, json={"access_token": token},
+                                            auth=(spec.client_id, spec.client_secret), timeout=timeout,
+                                            headers={"Accept": "application/vnd.github+json"}, allow_redirects=False)
+            ok = response.status_code in (204, 404, 422)  # 404/422: the grant is already gone
+        else:
+            client = OAuth2Session(spec.client_id, spec.client_secret,
+                                   revocation_endpoint_auth_method=spec.client_auth)
+            client.trust_env = False
+            response = client.revoke_token(spec.revocation_url, token=token, token_type_hint=hint, timeout=timeout,
+                                           allow_redirects=False)
+            ok = response.status_code == 200  # RFC 7009: 200 even for an unknown token
+    except requests.Timeout:
+        raise ProviderUnavailable("revocation timed out", code="timeout") from None
+    except (requests.RequestException, OAuthError):
+        raise ProviderUnavailable("revocation request failed", code="unreachable") from None
+    if not ok:
+        status = response.status_code
+        raise ProviderUnavailable(f"revocation answered HTTP {status}", code=f"http_{status}")
+
+
+def retry_revocations(limit: int = 100) -> dict[str, int]:
+    """Retry due remote revocations (``flask connector retry-revocations``)."""
+    rt = runtime()
+    counts = {"done": 0, "pending": 0, "failed": 0}
+    tasks = db.session.scalars(
+        select(RevocationTask).where(RevocationTask.next_attempt_at <= clock.now())
+        .order_by(RevocationTask.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    for task in tasks:
+        counts[_attempt(rt, task, rt.registry.spec(task.provider))] += 1
+    db.session.commit()
+    return counts
