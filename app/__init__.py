@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 from flask import Flask, Response
+from flask_cors import CORS
 
 from config import load_config
 
@@ -46,6 +47,10 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     for blueprint in (connect_bp, api_bp, machine_bp, proxy_bp):
         app.register_blueprint(blueprint)
+    # The SPA calls the JSON API from its own origin with a bearer token (never cookies).
+    CORS(app, resources={r"/api/*": {"origins": sorted(app.extensions["connector"].return_urls.origins)}},
+         supports_credentials=False, allow_headers=["Authorization", "Content-Type", "Accept"],
+         expose_headers=["Retry-After", "ETag", "Link"], max_age=600)
     if app.config["CONNECTOR_DEMO"]:
         demo.init_app(app)
 

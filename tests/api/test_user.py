@@ -30,3 +30,16 @@ def test_machine_token_is_refused_on_user_endpoints(client, auth0, openapi):
         response = client.get(path, headers=_bearer(auth0.m2m_token()))
         assert response.status_code == 403
         openapi.check(response, path, "get")
+
+
+def test_cors_allows_only_the_spa_origins(client, auth0):
+    preflight = client.options("/api/connections", headers={
+        "Origin": "https://app.test", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.test"
+    assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    assert "Access-Control-Allow-Credentials" not in preflight.headers
+    response = client.get("/api/connections", headers={"Origin": "https://app.test", **_bearer(auth0.token())})
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.test"
+    evil = client.get("/api/connections", headers={"Origin": "https://evil.test", **_bearer(auth0.token())})
+    assert "Access-Control-Allow-Origin" not in evil.headers
