@@ -27,6 +27,10 @@ class Connection(db.Model):
     __table_args__ = (
         UniqueConstraint("user_id", "provider", name="uq_connections_user_provider"),
         Index("ix_connections_refresh_due", "status", "access_token_expires_at"),
+        # Keyset pagination for the admin console: newest first, optionally within a provider or status.
+        Index("ix_connections_created", "created_at", "id"),
+        Index("ix_connections_provider_created", "provider", "created_at", "id"),
+        Index("ix_connections_status_created", "status", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -116,12 +120,37 @@ class AuditEvent(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
     actor_type: Mapped[str] = mapped_column(String(16))  # user | m2m | admin | system
-    actor_id: Mapped[str | None] = mapped_column(String(255))
+    actor_id: Mapped[str | None] = mapped_column(String(255), index=True)
     action: Mapped[str] = mapped_column(String(64), index=True)
     user_id: Mapped[str | None] = mapped_column(String(255))
     provider: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class AdminSession(db.Model):
+    """A signed-in operator. The cookie carries a random id whose hash is the key here, so
+    logging out (deleting the row) kills the cookie everywhere, stolen copies included."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sub: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class AdminLoginAttempt(db.Model):
+    """One admin sign-in step from a client address, for throttling (old rows are purged)."""
+
+    __tablename__ = "admin_login_attempts"
+    __table_args__ = (Index("ix_admin_login_attempts_client_at", "client", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    outcome: Mapped[str] = mapped_column(String(16))  # started | succeeded | failed
 
 
 def record_audit(action: str, outcome: str, *, actor_type: str, actor_id: str | None = None,

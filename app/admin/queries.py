@@ -1,0 +1,133 @@
+"""Read-side queries for the admin console: keyset-paginated connections and audit events.
+
+Keyset (not OFFSET) pagination keeps every page as fast as the first at a million rows:
+a page is "the next ``limit`` rows after this (created_at, id)", which an index answers
+directly. Cursors are opaque to the browser and checked on the way back in.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+
+from ..errors import InvalidRequest
+from ..extensions import db
+from ..models import AuditEvent, Connection
+
+MAX_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class ConnectionQuery:
+    user_id: str | None = None
+    provider: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionPage:
+    items: list[Connection]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    user_id: str | None = None
+    provider: str | None = None
+    action: str | None = None
+    actor_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: list[AuditEvent]
+    next_cursor: str | None
+
+
+def search_connections(query: ConnectionQuery, *, after: str | None = None, limit: int = 50) -> ConnectionPage:
+    """Newest first; ``after`` is the ``next_cursor`` of the previous page."""
+    limit = _limit(limit)
+    stmt = select(Connection)
+    if query.user_id:
+        stmt = stmt.where(Connection.user_id == query.user_id)
+    if query.provider:
+        stmt = stmt.where(Connection.provider == query.provider)
+    if query.status:
+        stmt = stmt.where(Connection.status == query.status)
+    if after:
+        created_at, row_id = _decode_connection_cursor(after)
+        stmt = stmt.where(or_(Connection.created_at < created_at,
+                              and_(Connection.created_at == created_at, Connection.id < row_id)))
+    stmt = stmt.order_by(Connection.created_at.desc(), Connection.id.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = _encode(f"{rows[-1].created_at.isoformat()}|{rows[-1].id}") if more else None
+    return ConnectionPage(rows, cursor)
+
+
+def search_audit(query: AuditQuery, *, before: str | None = None, limit: int = 50) -> AuditPage:
+    """Newest first, by id (ids grow with time); ``before`` is the previous page's ``next_cursor``."""
+    limit = _limit(limit)
+    stmt = select(AuditEvent)
+    for column, value in ((AuditEvent.user_id, query.user_id), (AuditEvent.provider, query.provider),
+                          (AuditEvent.action, query.action), (AuditEvent.actor_id, query.actor_id)):
+        if value:
+            stmt = stmt.where(column == value)
+    if query.since:
+        stmt = stmt.where(AuditEvent.at >= query.since)
+    if query.until:
+        stmt = stmt.where(AuditEvent.at < query.until)
+    if before:
+        stmt = stmt.where(AuditEvent.id < _decode_audit_cursor(before))
+    rows = list(db.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditPage(rows, _encode(str(rows[-1].id)) if more else None)
+
+
+def connection_audit(connection: Connection, limit: int = 100) -> list[AuditEvent]:
+    """The audit trail of one connection (its user and provider), newest first."""
+    stmt = (select(AuditEvent)
+            .where(AuditEvent.user_id == connection.user_id, AuditEvent.provider == connection.provider)
+            .order_by(AuditEvent.id.desc()).limit(limit))
+    return list(db.session.scalars(stmt))
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(int(limit), MAX_LIMIT))
+
+
+def _encode(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    if len(cursor) > 200:
+        raise InvalidRequest("invalid page cursor: too long")
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequest("invalid page cursor: not one this console issued") from None
+
+
+def _decode_connection_cursor(cursor: str) -> tuple[datetime, str]:
+    stamp, sep, row_id = _decode(cursor).partition("|")
+    try:
+        if not sep or not row_id.isalnum() or len(row_id) > 32:
+            raise ValueError
+        return datetime.fromisoformat(stamp), row_id
+    except ValueError:
+        raise InvalidRequest("invalid page cursor: not one this console issued") from None
+
+
+def _decode_audit_cursor(cursor: str) -> int:
+    raw = _decode(cursor)
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidRequest("invalid page cursor: not one this console issued")
+    return int(raw)
