@@ -100,6 +100,31 @@ def _issuer(env: Mapping[str, str], demo_issuer: str | None) -> str:
     raise ConfigError("AUTH0_DOMAIN: required (or AUTH0_ISSUER)")
 
 
+def _admin(env: Mapping[str, str], demo: bool) -> dict:
+    client_id = env.get("ADMIN_CLIENT_ID", "").strip()
+    client_secret = env.get("ADMIN_CLIENT_SECRET", "").strip()
+    if bool(client_id) != bool(client_secret):
+        raise ConfigError("ADMIN_CLIENT_ID: set both ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET, or neither")
+    subs = [s.strip() for s in env.get("ADMIN_SUBS", "").split(",") if s.strip()]
+    role_claim = env.get("ADMIN_ROLE_CLAIM", "").strip() or None
+    if client_id and not (subs or role_claim):
+        raise ConfigError("ADMIN_SUBS: set ADMIN_SUBS or ADMIN_ROLE_CLAIM, or no one can use the admin console")
+    raw_hops = env.get("TRUSTED_PROXY_HOPS", "").strip() or "0"
+    if not raw_hops.isdigit() or int(raw_hops) > 5:
+        raise ConfigError(f"TRUSTED_PROXY_HOPS: expected a whole number 0-5, got {raw_hops!r}")
+    return {
+        "ADMIN_CLIENT_ID": client_id or None,
+        "ADMIN_CLIENT_SECRET": client_secret or None,
+        "ADMIN_SUBS": subs,
+        "ADMIN_ROLE_CLAIM": role_claim,
+        "ADMIN_ROLE": env.get("ADMIN_ROLE", "").strip() or "connector-admin",
+        "ADMIN_SESSION_LIFETIME": _number(env, "ADMIN_SESSION_LIFETIME", 8 * 3600.0),
+        "ADMIN_LOGIN_MAX_FAILURES": int(_number(env, "ADMIN_LOGIN_MAX_FAILURES", 10)),
+        "ADMIN_DEMO_LOGIN": demo,
+        "TRUSTED_PROXY_HOPS": int(raw_hops),
+    }
+
+
 def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) -> dict:
     """Build the Flask config mapping from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
@@ -157,5 +182,6 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         # Credentials are read per provider by the registry (``<NAME>_CLIENT_ID``).
         "PROVIDER_CREDENTIALS_ENV": {k: v for k, v in env.items() if k.endswith(("_CLIENT_ID", "_CLIENT_SECRET"))},
         "MAX_CONTENT_LENGTH": 64 * 1024,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        **_admin(env, demo),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},  # no ciphertext in logs
     }

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from flask import Flask, Response
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
 
@@ -51,8 +52,16 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     CORS(app, resources={r"/api/*": {"origins": sorted(app.extensions["connector"].return_urls.origins)}},
          supports_credentials=False, allow_headers=["Authorization", "Content-Type", "Accept"],
          expose_headers=["Retry-After", "ETag", "Link"], max_age=600)
+    from . import admin
+
+    rt = app.extensions["connector"]
+    admin.init_app(app, secure_cookies=rt.connect.secure_cookies, timeout=rt.timeout)
     if app.config["CONNECTOR_DEMO"]:
         demo.init_app(app)
+    if app.config["TRUSTED_PROXY_HOPS"]:
+        # Only when configured: otherwise a client could choose its own address with X-Forwarded-For.
+        hops = app.config["TRUSTED_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from . import cli
 

@@ -54,6 +54,16 @@ class NotFound(ConnectorError):
     status, code, title = 404, "not_found", "Not found"
 
 
+class TooManyAttempts(ConnectorError):
+    """Throttled: too many attempts from one client; ``retry_after`` says when to come back."""
+
+    status, code, title = 429, "too_many_attempts", "Too many attempts"
+
+    def __init__(self, description: str | None = None, *, retry_after: float | None = None):
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 class ReauthorizationRequired(ConnectorError):
     status, code, title = 409, "reauthorization_required", "The user must connect this provider again"
 
