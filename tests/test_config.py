@@ -37,6 +37,10 @@ def test_domain_becomes_issuer_with_trailing_slash():
     ({"CONNECTOR_PROVIDERS_FILE": "/nonexistent.toml"}, "CONNECTOR_PROVIDERS_FILE"),
     ({"PROVIDER_READ_TIMEOUT": "soon"}, "PROVIDER_READ_TIMEOUT"),
     ({"CONNECTOR_DEMO": "maybe"}, "CONNECTOR_DEMO"),
+    ({"ADMIN_CLIENT_ID": "console"}, "ADMIN_CLIENT_ID"),
+    ({"ADMIN_CLIENT_ID": "console", "ADMIN_CLIENT_SECRET": "s"}, "ADMIN_SUBS"),
+    ({"TRUSTED_PROXY_HOPS": "-1"}, "TRUSTED_PROXY_HOPS"),
+    ({"TRUSTED_PROXY_HOPS": "lots"}, "TRUSTED_PROXY_HOPS"),
 ])
 def test_bad_setting_names_the_variable(change, variable):
     with pytest.raises(ConfigError) as info:

@@ -24,12 +24,12 @@ from .sessions import end_session, start_session
 from .throttle import FAILED, STARTED, SUCCEEDED, LoginThrottle
 
 log = logging.getLogger(__name__)
-oauth = OAuth()
 DEMO_ADMIN_SUB = "demo|admin"
 
 
 def init_oauth(app: Flask, timeout: tuple[float, float]) -> None:
-    oauth.init_app(app)
+    # One registry per app: Authlib caches the tenant's metadata and keys on the client.
+    oauth = app.extensions["admin_oauth"] = OAuth(app)
     if not app.config["ADMIN_CLIENT_ID"]:
         return
     issuer = app.config["AUTH0_ISSUER"]
@@ -41,6 +41,10 @@ def init_oauth(app: Flask, timeout: tuple[float, float]) -> None:
         client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256",
                        "default_timeout": timeout},
     )
+
+
+def _tenant():
+    return current_app.extensions["admin_oauth"].auth0
 
 
 def is_admin(claims: Mapping, config: Mapping) -> bool:
@@ -92,7 +96,9 @@ def login_start() -> Response:
     _throttle().check(_client())
     _throttle().record(_client(), STARTED)
     try:
-        return oauth.auth0.authorize_redirect(url_for("admin.callback", _external=True))
+        # From configuration, never from the Host header a client controls.
+        redirect_uri = current_app.config["PUBLIC_BASE_URL"] + url_for("admin.callback")
+        return _tenant().authorize_redirect(redirect_uri)
     except requests.RequestException:
         raise InvalidRequest("the identity provider could not be reached; try again shortly") from None
 
@@ -103,7 +109,7 @@ def callback() -> Response:
         raise NotFound("admin sign-in through Auth0 is not configured (ADMIN_CLIENT_ID)")
     _throttle().check(_client())
     try:
-        token = oauth.auth0.authorize_access_token()
+        token = _tenant().authorize_access_token()
     except OAuthError as exc:
         _fail(exc.error or "oauth_error")
         raise InvalidRequest(f"sign-in failed: {exc.error or 'invalid response'}") from None

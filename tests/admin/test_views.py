@@ -1,0 +1,101 @@
+"""Admin pages: search, detail with audit trail, confirmed revocation, audit log; never token material."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import REVOKED, AuditEvent, Connection
+from tests.admin.conftest import ADMIN_SUB, csrf_token
+from tests.conftest import make_connection
+
+
+def test_list_shows_connections_and_filters_by_user_provider_status(app, client, signed_in):
+    make_connection(app, "auth0|alice", "spotify", access="alice-access-secret", refresh="alice-refresh-secret")
+    make_connection(app, "auth0|alice", "github", access="alice-gh-secret", refresh=None, expires_in=None)
+    make_connection(app, "auth0|bob", "spotify", access="bob-access-secret")
+    page = client.get("/admin/connections").text
+    assert page.count("<tr>") == 4  # header + 3 rows
+    assert "secret" not in page
+    only_alice = client.get("/admin/connections", query_string={"user": "auth0|alice"}).text
+    assert "auth0|bob" not in only_alice and only_alice.count("<tr>") == 3
+    assert "Revoke every connection of auth0|alice" in only_alice
+    spotify = client.get("/admin/connections", query_string={"provider": "spotify"}).text
+    assert spotify.count("<tr>") == 3
+    none_revoked = client.get("/admin/connections", query_string={"status": "revoked"}).text
+    assert 'id="empty"' in none_revoked
+
+
+def test_list_rejects_unknown_status_and_oversized_filters(client, signed_in):
+    bad = client.get("/admin/connections", query_string={"status": "deleted"})
+    assert bad.status_code == 400 and "status: one of" in bad.text
+    long = client.get("/admin/connections", query_string={"user": "x" * 300})
+    assert long.status_code == 400 and "at most 255" in long.text
+    cursor = client.get("/admin/connections", query_string={"after": "!!not-a-cursor!!"})
+    assert cursor.status_code == 400 and "invalid page cursor" in cursor.text
+
+
+def test_detail_shows_metadata_and_audit_trail_without_token_material(app, client, signed_in):
+    connection_id = make_connection(app, "auth0|alice", "spotify", access="plain-access-1", refresh="plain-refresh-1")
+    with app.app_context():
+        row = db.session.get(Connection, connection_id)
+        ciphertexts = (row.access_token_enc, row.refresh_token_enc)
+    page = client.get(f"/admin/connections/{connection_id}").text
+    assert "auth0|alice" in page and "spotify" in page and "Audit trail" in page
+    for secret in ("plain-access-1", "plain-refresh-1", *ciphertexts):
+        assert secret not in page
+    assert client.get("/admin/connections/nope").status_code == 404
+
+
+def test_revoke_needs_confirmation_and_csrf_then_revokes_and_audits(app, client, signed_in):
+    connection_id = make_connection(app, "auth0|alice", "spotify")
+    confirm = client.get(f"/admin/connections/{connection_id}/revoke")
+    assert confirm.status_code == 200 and "Yes, revoke" in confirm.text
+    with app.app_context():
+        assert db.session.get(Connection, connection_id).status != REVOKED  # GET changed nothing
+    forged = client.post(f"/admin/connections/{connection_id}/revoke")
+    assert forged.status_code == 400 and "CSRF" in forged.text
+    with app.app_context():
+        assert db.session.get(Connection, connection_id).status != REVOKED
+    done = client.post(f"/admin/connections/{connection_id}/revoke", data={"csrf_token": csrf_token(client)},
+                       follow_redirects=True)
+    assert done.status_code == 200 and "Revoked spotify for auth0|alice" in done.text
+    with app.app_context():
+        row = db.session.get(Connection, connection_id)
+        assert row.status == REVOKED and row.refresh_token_enc is None and row.access_token_enc is None
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "revoke")).one()
+        assert (event.actor_type, event.actor_id, event.user_id) == ("admin", ADMIN_SUB, "auth0|alice")
+
+
+def test_revoke_all_of_a_user(app, client, signed_in, mocked_http):
+    mocked_http.post("https://oauth2.googleapis.com/revoke", status=200)
+    make_connection(app, "auth0|alice", "spotify")
+    make_connection(app, "auth0|alice", "google")
+    keep = make_connection(app, "auth0|bob", "spotify")
+    confirm = client.get("/admin/users/revoke", query_string={"user": "auth0|alice"})
+    assert confirm.status_code == 200 and confirm.text.count("<li>") == 2
+    done = client.post("/admin/users/revoke", data={"user": "auth0|alice", "csrf_token": csrf_token(client)},
+                       follow_redirects=True)
+    assert "Revoked every connection of auth0|alice" in done.text
+    assert "google (provider: done)" in done.text and "spotify (provider: not_supported)" in done.text
+    with app.app_context():
+        statuses = dict(db.session.execute(select(Connection.user_id + Connection.provider, Connection.status)).all())
+        assert statuses["auth0|alicespotify"] == statuses["auth0|alicegoogle"] == REVOKED
+        assert db.session.get(Connection, keep).status == "active"
+
+
+def test_revoke_user_requires_a_user(client, signed_in):
+    response = client.post("/admin/users/revoke", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 400 and "user:" in response.text
+
+
+def test_audit_log_filters_by_action_actor_and_time(app, client, signed_in):
+    connection_id = make_connection(app, "auth0|alice", "spotify")
+    client.post(f"/admin/connections/{connection_id}/revoke", data={"csrf_token": csrf_token(client)})
+    revokes = client.get("/admin/audit", query_string={"action": "revoke"}).text
+    assert revokes.count("<tr>") == 2 and "admin: auth0|operator" in revokes
+    by_actor = client.get("/admin/audit", query_string={"actor": ADMIN_SUB}).text
+    assert "admin_login" in by_actor and "revoke" in by_actor
+    future = client.get("/admin/audit", query_string={"since": "2999-01-01"}).text
+    assert "No events." in future
+    bad = client.get("/admin/audit", query_string={"since": "yesterday"})
+    assert bad.status_code == 400 and "since: expected a date" in bad.text
