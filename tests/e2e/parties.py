@@ -138,6 +138,7 @@ def start_provider(
 
     party.clients == {"basic": {"client_id", "client_secret"}, "post": {...}}
     Protected resource: GET <issuer>/api/me with a Bearer token.
+    party.issued_tokens(sub): the token values the provider issued to that account.
     """
     clients = {
         "basic": {"client_id": f"{name}-basic", "client_secret": f"{name}-basic-secret"},
@@ -159,6 +160,14 @@ def start_provider(
     party.clients = clients
     party.redirect_uri = redirect_uri
     party.api_url = party.base_url + "/api/me"
+
+    def issued_tokens(sub: str) -> dict:
+        """{"access_token": [...], "refresh_token": [...]}: values issued to account `sub`, oldest first."""
+        r = requests.get(party.base_url + "/test/tokens", params={"sub": sub}, timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    party.issued_tokens = issued_tokens
     return party
 
 

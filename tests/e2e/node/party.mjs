@@ -31,6 +31,8 @@
 //   {"token": {"authorization_code": n, "refresh_token": n, ...},   // token calls per grant type
 //    "token_error": {...same keys, failed calls only...},
 //    "revocation": n, "grant_revoked": n, "api_me": n}
+// and the token values it issued per account at GET /test/tokens?sub=<account>:
+//   {"access_token": [...], "refresh_token": [...]}   // oldest first
 // Clients must authenticate with their registered method (oidc-provider itself would
 // accept client_secret_basic and client_secret_post interchangeably).
 //
@@ -211,6 +213,19 @@ provider.on('grant.error', (ctx) => {
   bump(stats.token_error, gt);
 });
 provider.on('grant.revoked', () => { stats.grant_revoked += 1; });
+
+// Token values the provider issued, per account, oldest first (opaque tokens: the value is
+// the jti). A test-only window so e2e tests can prove the connector never stores them in
+// plaintext and that a revoked refresh token is really dead: GET /test/tokens?sub=<account>.
+const issued = new Map();
+const remember = (kind) => (token) => {
+  if (!token?.accountId || !token.jti) return;
+  if (!issued.has(token.accountId)) issued.set(token.accountId, { access_token: [], refresh_token: [] });
+  const list = issued.get(token.accountId)[kind];
+  if (!list.includes(token.jti)) list.push(token.jti);
+};
+provider.on('access_token.saved', remember('access_token'));
+provider.on('refresh_token.saved', remember('refresh_token'));
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
 // ---- our pages and endpoints (a middleware that runs before oidc-provider's routes) ----
@@ -369,6 +384,10 @@ provider.use(async (ctx, next) => {
   const m = ctx.path.match(/^\/interaction\/([\w-]+)(?:\/(login|consent))?$/);
   if (m) return interactions(ctx, m[1], m[2]);
   if (ctx.path === '/api/me' && ctx.method === 'GET' && !isAuth0) return apiMe(ctx);
+  if (ctx.path === '/test/tokens' && ctx.method === 'GET' && !isAuth0) {
+    ctx.body = issued.get(ctx.query.sub) ?? { access_token: [], refresh_token: [] };
+    return undefined;
+  }
   if (ctx.path === '/test/stats' && ctx.method === 'GET') {
     ctx.body = stats;
     return undefined;

@@ -1,0 +1,63 @@
+"""Browser steps shared by the e2e scenarios (and the admin-console e2e): the SPA page,
+the Auth0 stand-in's and the provider's login and consent pages. Every wait is bounded
+by the context's default timeouts (see conftest.new_context)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from playwright.sync_api import Page, expect
+
+try:
+    from . import parties
+except ImportError:
+    import parties
+
+
+def query(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+def log_in_at_party(page: Page, party, username: str) -> None:
+    """Fill a party's login page (any username, the shared password)."""
+    page.wait_for_url(party.base_url + "/interaction/**")
+    page.fill("#username", username)
+    page.fill("#password", parties.PASSWORD)
+    page.click("#login")
+
+
+def sign_in(page: Page, spa, auth0, username: str) -> str:
+    """Sign in on the SPA page at the Auth0 stand-in (code + PKCE in the browser).
+
+    Leaves the page on the SPA's settings page, signed in; returns the user's access token.
+    """
+    page.goto(spa.origin + "/")
+    page.click("#sign-in")
+    log_in_at_party(page, auth0, username)  # the stand-in skips consent, like a first-party app
+    expect(page.locator("#user")).to_have_text(f"auth0|{username}")
+    expect(page).to_have_url(spa.return_url)
+    return page.evaluate("sessionStorage.getItem('access_token')")
+
+
+def open_settings(page: Page, spa) -> None:
+    page.goto(spa.return_url)
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def connect(page: Page, spa, provider, username: str, *, decision: str = "allow") -> dict[str, str]:
+    """Press Connect on the SPA page, log in and allow/deny at the provider.
+
+    Returns the query the service sent the browser back to the SPA with.
+    """
+    page.click("#connect")
+    log_in_at_party(page, provider, username)
+    page.wait_for_selector("#allow")
+    page.click("#" + decision)
+    page.wait_for_url(spa.return_url + "?*")
+    page.wait_for_selector("body[data-ready='1']")
+    return query(page.url)
+
+
+def outcome(page: Page) -> dict[str, str]:
+    """What the SPA page shows about the last connect."""
+    return {key: page.text_content("#" + key) for key in ("status", "provider", "error")}

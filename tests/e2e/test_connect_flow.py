@@ -1,0 +1,140 @@
+"""The happy path through real parties: sign in at the Auth0 stand-in, connect at the provider,
+then use the stored connection offline, through the proxy, and disconnect."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+try:
+    from . import flows
+except ImportError:
+    import flows
+
+pytestmark = pytest.mark.e2e
+
+
+def _connect_user(page, spa, auth0, provider, username) -> str:
+    token = flows.sign_in(page, spa, auth0, username)
+    got = flows.connect(page, spa, provider, username)
+    assert got == {"connector_status": "connected", "provider": provider.connector_name}, got
+    return token
+
+
+def test_connect_stores_encrypted_connection(page, spa, auth0, provider, service, db, username):
+    _connect_user(page, spa, auth0, provider, username)
+    assert flows.outcome(page) == {"status": "connected", "provider": provider.connector_name, "error": ""}
+
+    row = db.connection(f"auth0|{username}")
+    assert row is not None
+    assert row["status"] == "active"
+    assert row["external_account_id"] == username  # the provider's sub, from its userinfo endpoint
+    assert set(row["scopes"].split()) >= {"openid", "api:read"}
+    assert row["access_token_enc"] and row["refresh_token_enc"]
+
+    # The provider's view: exactly what it issued to this account, none of it in our tables.
+    issued = provider.issued_tokens(username)
+    assert len(issued["access_token"]) == 1 and len(issued["refresh_token"]) == 1
+    dump = "\n".join(db.dump(table) for table in ("connections", "authorization_requests", "audit_events"))
+    for value in issued["access_token"] + issued["refresh_token"]:
+        assert value not in dump
+    # Nor in the service's log.
+    log = service.log_text()
+    for value in issued["access_token"] + issued["refresh_token"]:
+        assert value not in log
+
+    # The user's API shows the connection (metadata only).
+    r = requests.get(service.url("/api/connections"), timeout=10,
+                     headers={"Authorization": "Bearer " + page.evaluate("sessionStorage.getItem('access_token')")})
+    assert r.status_code == 200
+    [connection] = r.json()["connections"]
+    assert connection["provider"] == provider.connector_name and connection["status"] == "active"
+    assert "token" not in re.sub(r'"access_token_expires_at"', "", r.text)
+
+
+def test_offline_refresh_rotates_and_persists(browser, new_context, spa, auth0, provider, service, db, username):
+    context = new_context()
+    page = context.new_page()
+    _connect_user(page, spa, auth0, provider, username)
+    context.close()  # the browser is gone: everything below is offline
+    user_id = f"auth0|{username}"
+
+    before = db.connection(user_id)
+    stats0 = provider.stats()
+
+    # 1) the operator command; min_ttl far above the provider's 60 s lifetime forces a refresh
+    first = service.flask("connector", "token", user_id, provider.connector_name, "--min-ttl", "3600", "--show")
+    token1 = re.search(r"^access token: (\S+)$", first.stdout, re.M)[1]
+    after1 = db.connection(user_id)
+
+    # 2) the M2M API, for a job: again a refresh, with the refresh token rotated in step 1
+    r = requests.post(service.url(f"/api/users/{user_id}/connections/{provider.connector_name}/token"),
+                      params={"min_ttl": "3600"}, timeout=15,
+                      headers={"Authorization": "Bearer " + auth0.m2m_token("read:tokens")})
+    assert r.status_code == 200, r.text
+    token2 = r.json()["access_token"]
+    after2 = db.connection(user_id)
+
+    stats2 = provider.stats()
+    assert stats2["token"].get("refresh_token", 0) == stats0["token"].get("refresh_token", 0) + 2
+    assert stats2["token_error"].get("refresh_token", 0) == stats0["token_error"].get("refresh_token", 0)
+
+    issued = provider.issued_tokens(username)
+    assert issued["access_token"][-2:] == [token1, token2]
+    assert len(issued["refresh_token"]) == 3  # the code exchange's, then one per rotation
+    # A new ciphertext each time, for the rotated refresh token.
+    assert len({before["refresh_token_enc"], after1["refresh_token_enc"], after2["refresh_token_enc"]}) == 3
+    assert before["access_token_enc"] != after1["access_token_enc"] != after2["access_token_enc"]
+    assert after2["status"] == "active" and after2["last_refreshed_at"] is not None
+    assert after2["lease_owner"] is None
+    dump = db.dump("connections")
+    for value in issued["access_token"] + issued["refresh_token"]:
+        assert value not in dump
+
+    # Both tokens work at the provider's API; the latest refresh token is still the live one.
+    for token in (token1, token2):
+        me = requests.get(provider.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert me.status_code == 200 and me.json()["sub"] == username
+
+
+def test_proxy_and_disconnect_from_spa(page, spa, auth0, provider, service, db, username):
+    token = _connect_user(page, spa, auth0, provider, username)
+    user_id = f"auth0|{username}"
+
+    # The SPA calls the provider's API through the proxy (CORS, bearer token); the provider
+    # sees this user's token, the browser never does.
+    page.click("#call-api")
+    expect(page.locator("#api-result")).to_contain_text("200 ")
+    body = page.text_content("#api-result").split(" ", 1)[1]
+    assert f'"sub":"{username}"' in body.replace(" ", "")
+    r = requests.get(service.url(f"/api/proxy/{provider.connector_name}/me"), timeout=10,
+                     headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["sub"] == username and "api:read" in r.json()["scope"]
+
+    revocations = provider.stats()["revocation"]
+    live_refresh = provider.issued_tokens(username)["refresh_token"][-1]
+
+    page.click("#disconnect")
+    expect(page.locator("#disconnect-result")).to_contain_text("200 ")
+    assert '"remote_revocation":"done"' in page.text_content("#disconnect-result").replace(" ", "")
+
+    row = db.connection(user_id)
+    assert row["status"] == "revoked" and row["revoked_at"] is not None
+    assert row["access_token_enc"] is None and row["refresh_token_enc"] is None
+    assert row["remote_revocation"] == "done"
+    assert provider.stats()["revocation"] == revocations + 1
+
+    # At the provider the grant is gone: the refresh token the service held no longer works.
+    client = provider.client
+    dead = requests.post(provider.discovery()["token_endpoint"], timeout=10,
+                         auth=(client["client_id"], client["client_secret"]),
+                         data={"grant_type": "refresh_token", "refresh_token": live_refresh})
+    assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
+
+    # And the service answers accordingly.
+    r = requests.get(service.url(f"/api/proxy/{provider.connector_name}/me"), timeout=10,
+                     headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 409, r.text
