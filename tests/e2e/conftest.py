@@ -346,7 +346,9 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database):
     svc.proc = subprocess.Popen(
         [str(VENV_BIN / "gunicorn"), "--workers", "2", "--threads", "4", "--worker-class", "gthread",
          "--bind", f"127.0.0.1:{service_port}", "--timeout", "30", "--graceful-timeout", "5",
-         "--error-logfile", "-", "--log-level", "info", "wsgi:app"],
+         "--error-logfile", "-", "--log-level", "info",
+         "--no-control-socket",  # no shared ~/.gunicorn/gunicorn.ctl with other gunicorns on this host
+         "wsgi:app"],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
     )
     _LOG_SOURCES["service (gunicorn)"] = svc.log_tail
@@ -382,6 +384,22 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database):
             svc.proc.kill()
             svc.proc.wait(5)
         log.close()
+
+
+@pytest.fixture(autouse=True)
+def _service_log_stays_clean(request):
+    """A test that makes the service log a traceback or an error fails, even if its assertions pass."""
+    if "service" not in request.fixturenames:
+        yield
+        return
+    svc = request.getfixturevalue("service")
+    start = svc.log_path.stat().st_size
+    yield
+    with open(svc.log_path, encoding="utf-8", errors="replace") as f:
+        f.seek(start)
+        new = f.read()
+    bad = [line for line in new.splitlines() if "Traceback" in line or "[ERROR]" in line or " ERROR " in line]
+    assert not bad, "the service logged errors during this test:\n" + new[-4000:]
 
 
 # ---------------------------------------------------------------- direct database access

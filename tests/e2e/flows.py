@@ -50,8 +50,12 @@ def connect(page: Page, spa, provider, username: str, *, decision: str = "allow"
     Returns the query the service sent the browser back to the SPA with.
     """
     page.click("#connect")
-    log_in_at_party(page, provider, username)
+    page.wait_for_url(provider.base_url + "/interaction/**")
+    page.wait_for_selector("#username, #allow")
+    if page.locator("#username").count():  # no session at the provider yet in this browser
+        log_in_at_party(page, provider, username)
     page.wait_for_selector("#allow")
+    assert page.text_content("#account") == username
     page.click("#" + decision)
     page.wait_for_url(spa.return_url + "?*")
     page.wait_for_selector("body[data-ready='1']")

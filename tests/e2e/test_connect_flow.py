@@ -138,3 +138,41 @@ def test_proxy_and_disconnect_from_spa(page, spa, auth0, provider, service, db, 
     r = requests.get(service.url(f"/api/proxy/{provider.connector_name}/me"), timeout=10,
                      headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 409, r.text
+
+    # Connecting again after a disconnect works (same browser: the provider asks for consent only).
+    assert flows.connect(page, spa, provider, username)["connector_status"] == "connected"
+    row = db.connection(user_id)
+    assert row["status"] == "active" and row["revoked_at"] is None and row["remote_revocation"] is None
+    assert row["refresh_token_enc"] and row["access_token_enc"]
+    r = requests.get(service.url(f"/api/proxy/{provider.connector_name}/me"), timeout=10,
+                     headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["sub"] == username
+
+
+def test_concurrent_token_requests_share_one_rotation_chain(page, spa, auth0, provider, service, db, username):
+    """Jobs asking at once, across gunicorn workers and threads: the provider revokes the grant if one
+    refresh token is ever used twice, so every answer being 200 proves the single-flight refresh."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _connect_user(page, spa, auth0, provider, username)
+    user_id = f"auth0|{username}"
+    url = service.url(f"/api/users/{user_id}/connections/{provider.connector_name}/token")
+    headers = {"Authorization": "Bearer " + auth0.m2m_token("read:tokens")}
+    errors0 = provider.stats()["token_error"].get("refresh_token", 0)
+
+    def ask(_):
+        return requests.post(url, params={"min_ttl": "3600"}, headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(8)))
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers if a.status_code != 200]
+    assert provider.stats()["token_error"].get("refresh_token", 0) == errors0  # no reuse, no revoked grant
+    assert db.connection(user_id)["status"] == "active"
+    for answer in {a.json()["access_token"] for a in answers}:
+        assert answer in provider.issued_tokens(username)["access_token"]
+    # The chain is intact: one more refresh still works.
+    final = ask(0)
+    assert final.status_code == 200, final.text
+    me = requests.get(provider.api_url, headers={"Authorization": "Bearer " + final.json()["access_token"]},
+                      timeout=10)
+    assert me.status_code == 200 and me.json()["sub"] == username
