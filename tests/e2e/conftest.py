@@ -54,7 +54,8 @@ VENV_BIN = ROOT / ".venv" / "bin"
 SPA_DIR = E2E_DIR / "spa"
 
 AUDIENCE = "https://connector.e2e/api"
-PROVIDER_NAME = "acme"  # the e2e provider's name in the providers file
+PROVIDER_NAME = "acme"  # the e2e provider's name in the providers file (its client_secret_basic client)
+POST_PROVIDER_NAME = "acme_post"  # the same provider through its client_secret_post client
 PROVIDER_SCOPES = ["openid", "profile", "offline_access", "api:read"]
 PROVIDER_ACCESS_TOKEN_TTL = 60  # seconds; the vault refreshes when asked for a longer min_ttl
 
@@ -220,8 +221,9 @@ def provider(tmp_path_factory, service_port):
         redirect_uri=f"http://127.0.0.1:{service_port}/connect/callback",
         access_token_ttl=PROVIDER_ACCESS_TOKEN_TTL,
     )
-    party.connector_name = PROVIDER_NAME
+    party.connector_name = PROVIDER_NAME  # its client: party.client (client_secret_basic)
     party.client = party.clients["basic"]
+    party.post_connector_name = POST_PROVIDER_NAME  # the same provider with party.clients["post"]
     _LOG_SOURCES["provider (oidc-provider)"] = party.log_tail
     yield party
     _LOG_SOURCES.pop("provider (oidc-provider)", None)
@@ -307,13 +309,15 @@ def _base_process_env() -> dict[str, str]:
 def _providers_toml(provider) -> str:
     # Exactly what an operator writes for an OpenID provider: the issuer (discovery does the
     # rest), the scopes to ask for, and the API base URL for the proxy.
-    return "\n".join([
-        f"[{PROVIDER_NAME}]",
-        'display_name = "Acme (oidc-provider)"',
+    entry = [
         f"issuer = {json.dumps(provider.issuer)}",
         f"scopes = {json.dumps(PROVIDER_SCOPES)}",
         f"api_base_url = {json.dumps(provider.base_url + '/api/')}",
-        "",
+    ]
+    return "\n".join([
+        f"[{PROVIDER_NAME}]", 'display_name = "Acme (oidc-provider)"', *entry, "",
+        f"[{POST_PROVIDER_NAME}]", 'display_name = "Acme, client_secret_post"', *entry,
+        'client_auth = "client_secret_post"', "",
     ])
 
 
@@ -336,6 +340,8 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database):
         "CONNECTOR_PROVIDERS_FILE": str(providers_file),
         f"{PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
         f"{PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
+        f"{POST_PROVIDER_NAME.upper()}_CLIENT_ID": provider.clients["post"]["client_id"],
+        f"{POST_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.clients["post"]["client_secret"],
         "DATABASE_URL": database,
         "PROVIDER_READ_TIMEOUT": "5",
     }

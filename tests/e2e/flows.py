@@ -44,12 +44,16 @@ def open_settings(page: Page, spa) -> None:
     page.wait_for_selector("body[data-ready='1']")
 
 
-def connect(page: Page, spa, provider, username: str, *, decision: str = "allow") -> dict[str, str]:
-    """Press Connect on the SPA page, log in and allow/deny at the provider.
+def connect(page: Page, spa, provider, username: str, *, decision: str = "allow",
+            provider_name: str | None = None) -> dict[str, str]:
+    """Press Connect on the SPA page (or connect `provider_name`), log in and allow/deny at the provider.
 
     Returns the query the service sent the browser back to the SPA with.
     """
-    page.click("#connect")
+    if provider_name is None:
+        page.click("#connect")
+    else:
+        page.evaluate("(provider) => window.spa.connect({ provider })", provider_name)
     page.wait_for_url(provider.base_url + "/interaction/**")
     page.wait_for_selector("#username, #allow")
     if page.locator("#username").count():  # no session at the provider yet in this browser

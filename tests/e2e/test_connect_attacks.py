@@ -3,7 +3,7 @@ replayed and stolen callbacks, connect-CSRF from another origin, off-allowlist r
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urljoin
+from urllib.parse import quote, urlencode, urljoin
 
 import pytest
 
@@ -92,6 +92,12 @@ def test_callback_is_bound_to_the_browser_that_started(new_context, spa, auth0, 
     user_id = f"auth0|{username}"
     assert db.connection(user_id) is None
     assert db.authorization_requests(user_id)[0]["used_at"] is None  # the attempt was not burned
+
+    # Mix-up: the same response claiming another issuer (RFC 9207) is refused, even in the right browser.
+    forged = callback_url.replace(quote(provider.issuer, safe=""), quote(auth0.issuer, safe=""))
+    assert forged != callback_url
+    response = page.goto(forged)
+    assert response.status == 400 and "different issuer" in page.text_content("body")
 
     # The browser that started it can still finish.
     page.goto(callback_url)

@@ -176,3 +176,19 @@ def test_concurrent_token_requests_share_one_rotation_chain(page, spa, auth0, pr
     me = requests.get(provider.api_url, headers={"Authorization": "Bearer " + final.json()["access_token"]},
                       timeout=10)
     assert me.status_code == 200 and me.json()["sub"] == username
+
+
+def test_client_secret_post_provider(page, spa, auth0, provider, service, db, username):
+    """The same strict provider through its client_secret_post client (it refuses any other method)."""
+    token = flows.sign_in(page, spa, auth0, username)
+    name = provider.post_connector_name
+    errors0 = provider.stats()["token_error"]
+    got = flows.connect(page, spa, provider, username, provider_name=name)
+    assert got == {"connector_status": "connected", "provider": name}, got
+    user_id = f"auth0|{username}"
+    assert db.connection(user_id, name)["status"] == "active"
+    service.flask("connector", "token", user_id, name, "--min-ttl", "3600")  # refresh, post-authenticated
+    assert provider.stats()["token_error"] == errors0
+    r = requests.delete(service.url(f"/api/connections/{name}"), headers={"Authorization": f"Bearer {token}"},
+                        timeout=15)
+    assert r.status_code == 200 and r.json()["remote_revocation"] == "done", r.text
