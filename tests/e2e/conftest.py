@@ -2,7 +2,8 @@
 
 Session-scoped (started once, stopped at the end):
     provider   oidc-provider as the third-party OAuth/OIDC provider (parties.start_provider)
-    auth0      oidc-provider as the Auth0 stand-in (parties.start_auth0): SPA client + M2M client
+    auth0      oidc-provider as the Auth0 stand-in (parties.start_auth0): SPA client, M2M client and the
+               admin console's web client (admin_client_id/_secret; auth0|<admin_username> is in ADMIN_SUBS)
     spa        the test SPA page on its own origin (tests/e2e/spa/), signs in at `auth0`
     attacker   a static page on yet another origin (connect-CSRF)
     database   a fresh database: PostgreSQL (TEST_DATABASE_URL) or SQLite; migrated with `flask db upgrade`
@@ -230,10 +231,19 @@ def provider(tmp_path_factory, service_port):
     party.stop()
 
 
+ADMIN_USERNAME = "e2e-admin"  # ADMIN_SUBS = auth0|e2e-admin
+
+
 @pytest.fixture(scope="session")
-def auth0(tmp_path_factory, spa):
+def auth0(tmp_path_factory, spa, service_port):
+    # A regular web application for the admin console, as an operator registers it at Auth0.
+    admin_client = {"client_id": "auth0-admin", "client_secret": secrets.token_urlsafe(24),
+                    "redirect_uris": [f"http://127.0.0.1:{service_port}/admin/callback"],
+                    "token_endpoint_auth_method": "client_secret_basic"}
     party = parties.start_auth0(tmp_path_factory.mktemp("auth0"), audience=AUDIENCE,
-                                spa_redirect_uri=spa.redirect_uri)
+                                spa_redirect_uri=spa.redirect_uri, extra_clients=[admin_client])
+    party.admin_client_id, party.admin_client_secret = admin_client["client_id"], admin_client["client_secret"]
+    party.admin_username = ADMIN_USERNAME
     _LOG_SOURCES["auth0 stand-in (oidc-provider)"] = party.log_tail
     yield party
     _LOG_SOURCES.pop("auth0 stand-in (oidc-provider)", None)
@@ -343,6 +353,9 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database):
         f"{POST_PROVIDER_NAME.upper()}_CLIENT_ID": provider.clients["post"]["client_id"],
         f"{POST_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.clients["post"]["client_secret"],
         "DATABASE_URL": database,
+        "ADMIN_CLIENT_ID": auth0.admin_client_id,
+        "ADMIN_CLIENT_SECRET": auth0.admin_client_secret,
+        "ADMIN_SUBS": f"auth0|{auth0.admin_username}",
         "PROVIDER_READ_TIMEOUT": "5",
     }
     svc = Service(base_url, env, database, workdir / "gunicorn.log")

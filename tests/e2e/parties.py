@@ -181,11 +181,13 @@ def start_auth0(
     spa_redirect_uri: str,
     access_token_ttl: int = 600,
     name: str = "auth0",
+    extra_clients: list[dict] | None = None,
 ) -> NodeParty:
     """An Auth0 stand-in: issuer 'http://127.0.0.1:<port>/', RS256 JWT access tokens for `audience`.
 
     Attributes: issuer, audience, spa_client_id, m2m_client_id, m2m_client_secret, m2m_token(scope).
-    User subs are 'auth0|<username>'.
+    User subs are 'auth0|<username>'. `extra_clients`: more client metadata (e.g. a regular web
+    application for the admin console), registered as given.
     """
     spa_client_id = f"{name}-spa"
     m2m_client_id, m2m_client_secret = f"{name}-m2m", f"{name}-m2m-secret"
@@ -206,6 +208,7 @@ def start_auth0(
                 "grant_types": ["client_credentials"],
                 "api_scopes": M2M_SCOPES,
             },
+            *(extra_clients or []),
         ],
     }
     party = NodeParty(tmpdir, name, config)
