@@ -114,7 +114,8 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
     settings: VaultSettings = rt.vault
     ttl = settings.min_ttl if min_ttl is None else timedelta(seconds=min_ttl)
     connection = _load(user_id, provider)
-    stale_token = connection.access_token_enc if force_refresh else None
+    # The token we saw: one that replaces it while we wait came from a refresh that ran for us too.
+    seen_token = connection.access_token_enc
     if not force_refresh and _fresh(connection, ttl):
         return _access_token(rt, connection)
     if connection.refresh_token_enc is None:
@@ -126,14 +127,14 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
     while True:
         _check_cooldown(connection)
         if _try_lease(connection.id, owner, settings):
-            return _refresh_under_lease(rt, _load(user_id, provider), owner, ttl, stale_token)
+            return _refresh_under_lease(rt, _load(user_id, provider), owner, seen_token)
         if time.monotonic() > deadline:
             raise ProviderUnavailable("another refresh of this connection is still running", retry_after=1)
         db.session.rollback()  # hold no connection or snapshot while waiting
         time.sleep(delay * (1 + random.random()))  # jitter keeps waiters from polling in lockstep
         delay = min(delay * 2, 0.25)
         connection = _load(user_id, provider)
-        if _fresh(connection, ttl) and connection.access_token_enc != stale_token:
+        if _replaced(connection, seen_token):
             return _access_token(rt, connection)
 
 
@@ -145,7 +146,7 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
     if connection is None or connection.lease_owner != owner:
         return "skipped"
     try:
-        _refresh_under_lease(rt, connection, owner, timedelta(0), connection.access_token_enc)
+        _refresh_under_lease(rt, connection, owner, connection.access_token_enc)
     except ReauthorizationRequired:
         return "needs_reauth"
     except ProviderUnavailable:
@@ -153,9 +154,17 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
     return "refreshed"
 
 
-def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, ttl: timedelta,
-                         stale_token: str | None) -> AccessToken:
-    if _fresh(connection, ttl) and connection.access_token_enc != stale_token:
+def _replaced(connection: Connection, seen_token: str | None) -> bool:
+    """Another caller refreshed since we looked, and its token has not expired.
+
+    Accepted even when it lives less than ``min_ttl``: a provider whose tokens are that short-lived
+    would otherwise get one refresh per waiting caller instead of one in all.
+    """
+    return connection.access_token_enc != seen_token and _fresh(connection, timedelta(0))
+
+
+def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_token: str | None) -> AccessToken:
+    if _replaced(connection, seen_token):
         _release(connection, owner)  # someone refreshed between our read and our lease
         db.session.commit()
         return _access_token(rt, connection)

@@ -78,3 +78,33 @@ def test_killed_lease_holder_does_not_lose_the_connection(app, stub, env, databa
     assert row.status == "active" and row.lease_owner is None
     assert token.token in stub.state.access_tokens and stub.state.refresh_calls == 1
     assert stub.state.refresh_tokens[stored_refresh]
+
+
+def test_short_lived_tokens_still_cause_one_refresh_for_all_waiters(app, stub, database_url, user_id):
+    """Tokens that live less than VAULT_MIN_TTL (60 s): waiters take the token refreshed for them."""
+    import threading
+
+    from app.vault import get_access_token
+
+    stub.access_ttl = 30
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-5)
+    stub.state.delay = 0.3
+    go, tokens, errors = threading.Event(), [], []
+
+    def call() -> None:
+        go.wait(10)
+        try:
+            with app.app_context():
+                tokens.append(get_access_token(user_id, "stub").token)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=call) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    go.set()
+    for worker in workers:
+        worker.join(30)
+    assert errors == [] and len(tokens) == 8
+    assert stub.state.refresh_calls == 1 and len(set(tokens)) == 1 and access not in tokens
