@@ -71,6 +71,16 @@ def _fresh(connection: Connection, min_ttl: timedelta) -> bool:
     return expires is None or expires - clock.now() > min_ttl
 
 
+def _capped(connection: Connection, min_ttl: timedelta) -> timedelta:
+    """``min_ttl``, but at most half the token's lifetime: a provider issuing 60 s tokens must not
+    see a refresh on every call when VAULT_MIN_TTL is 60 s."""
+    issued = connection.last_refreshed_at or connection.connected_at
+    expires = connection.access_token_expires_at
+    if issued is None or expires is None or expires <= issued:
+        return min_ttl
+    return min(min_ttl, (expires - issued) / 2)
+
+
 def _access_token(rt: Runtime, connection: Connection) -> AccessToken:
     token = rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token"))
     return AccessToken(token, connection.token_type or "Bearer", connection.access_token_expires_at,
@@ -112,8 +122,9 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
     """
     rt = runtime()
     settings: VaultSettings = rt.vault
-    ttl = settings.min_ttl if min_ttl is None else timedelta(seconds=min_ttl)
     connection = _load(user_id, provider)
+    # A caller's own min_ttl is honoured as asked; the configured default adapts to short-lived tokens.
+    ttl = _capped(connection, settings.min_ttl) if min_ttl is None else timedelta(seconds=min_ttl)
     # The token we saw: one that replaces it while we wait came from a refresh that ran for us too.
     seen_token = connection.access_token_enc
     if not force_refresh and _fresh(connection, ttl):

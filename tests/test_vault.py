@@ -63,10 +63,19 @@ def test_expired_token_is_refreshed_and_rotation_persisted(app, stub, user_id, e
 
 def test_min_ttl_forces_early_refresh(app, stub, user_id):
     access, refresh = stub.issue()
-    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=30)
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=300)
     with app.app_context():
         assert get_access_token(user_id, "stub", min_ttl=10).token == access
-        assert get_access_token(user_id, "stub").token != access  # default min_ttl is 60 s
+        assert get_access_token(user_id, "stub", min_ttl=600).token != access
+    assert stub.state.refresh_calls == 1
+
+
+def test_default_min_ttl_is_capped_at_half_a_short_token_lifetime(app, stub, user_id):
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=40)  # VAULT_MIN_TTL is 60
+    with app.app_context():
+        assert get_access_token(user_id, "stub").token == access  # 40 s left > half of a 40 s lifetime
+        assert get_access_token(user_id, "stub", min_ttl=60).token != access  # asked for explicitly
     assert stub.state.refresh_calls == 1
 
 
