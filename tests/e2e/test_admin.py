@@ -190,9 +190,12 @@ def test_cross_site_revoke_without_csrf_token_is_refused(page, new_context, spa,
         }""", revoke_url)
     response = posted.value
     assert response.request.header_value("origin") == attacker.origin
-    # Ports differ but the host is the same, so the Lax cookie goes along: the CSRF check refuses it.
+    # Other origin, same site (127.0.0.1, another port): the SameSite=Lax session cookie goes
+    # along, so it is the CSRF check, not a missing session, that refuses the POST.
+    assert "connector_admin=" in (response.request.all_headers().get("cookie") or "")
     assert response.status == 400
     expect(admin.locator("#code")).to_have_text("csrf_failed")
+    expect(admin.locator("#detail")).to_contain_text("The CSRF token is missing.")  # the session's is there
 
     # Nothing happened: the connection, its tokens and the provider's grant are as they were.
     after = db.connection(user_id)
