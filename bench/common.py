@@ -76,8 +76,10 @@ class Issuer:
 
 
 def service_env(issuer: Issuer, database_url: str, providers_file: Path, *, base_url: str = "http://127.0.0.1:5000",
-                client_id: str = "stub-client", client_secret: str = "stub-secret", **extra: str) -> dict[str, str]:
+                **extra: str) -> dict[str, str]:
     """The connector's whole configuration, as environment variables (nothing else is read)."""
+    from tests.stub_provider import CLIENT_ID, CLIENT_SECRET
+
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
     env.update({
         "DATABASE_URL": database_url,
@@ -88,8 +90,8 @@ def service_env(issuer: Issuer, database_url: str, providers_file: Path, *, base
         "TOKEN_ENCRYPTION_KEYS": BENCH_KEY,
         "CONNECT_ALLOWED_RETURN_URLS": RETURN_URL,
         "CONNECTOR_PROVIDERS_FILE": str(providers_file),
-        "STUB_CLIENT_ID": client_id,
-        "STUB_CLIENT_SECRET": client_secret,
+        "STUB_CLIENT_ID": CLIENT_ID,
+        "STUB_CLIENT_SECRET": CLIENT_SECRET,
         "PROVIDER_CONNECT_TIMEOUT": "1",
         "PROVIDER_READ_TIMEOUT": "5",
         "PYTHONPATH": str(ROOT),
@@ -127,8 +129,8 @@ def pg_version() -> str:
 
 def migrate(env: dict[str, str]) -> None:
     """The schema as operators make it: ``flask --app wsgi db upgrade``."""
-    subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,  # noqa: S603
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
 
 
 # --- gunicorn ----------------------------------------------------------------------------------
@@ -153,9 +155,9 @@ class Gunicorn:
 
     def start(self, log_dir: Path, health_path: str = "/healthz") -> Gunicorn:
         self.log_path = log_dir / f"gunicorn-{self.target.replace(':', '_')}-{self.port}.log"
-        log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed with the process)
-        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT)
+        log = open(self.log_path, "w", encoding="utf-8")  # the child keeps its own descriptor
+        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env,  # noqa: S603 (our own gunicorn)
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 30
         while True:
@@ -213,9 +215,18 @@ def run_load(url: str, *, duration: float, max_requests: int, threads: int, expe
     """POST ``url`` from a separate process (bench/load.py) for ``duration`` s or ``max_requests``."""
     spec = {"url": url, "duration": duration, "max_requests": max_requests, "threads": threads, "expect": expect,
             "headers": headers or {}, "body": body}
-    out = subprocess.run([PYTHON, "-m", "bench.load"], cwd=ROOT, input=json.dumps(spec), capture_output=True,
-                         text=True, check=True, timeout=duration + 60)
+    out = subprocess.run([PYTHON, "-m", "bench.load"], cwd=ROOT, input=json.dumps(spec),  # noqa: S603
+                         capture_output=True, text=True, check=True, timeout=duration + 60)
     return json.loads(out.stdout)
+
+
+def load_table(ours: dict, base: dict) -> str:
+    """Markdown rows comparing two load results."""
+    rows = ["| | req/s | p50 ms | p99 ms | requests | errors |", "|---|---:|---:|---:|---:|---:|"]
+    for label, r in (("service", ours), ("baseline", base)):
+        rows.append(f"| {label} | {fmt(r['req_per_s'])} | {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} "
+                    f"| {r['requests']} | {r['errors']} |")
+    return "\n".join(rows)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from .common import APP_ORIGIN, RETURN_URL, Figure, fmt
+from .common import APP_ORIGIN, RETURN_URL, Figure, load_table
 
 GOAL = 0.50
 
@@ -32,10 +32,7 @@ def run(ctx) -> None:
 check origin and return URL, insert the pending request, sign `state`, answer 303 with a cookie. Baseline: a
 bare Flask endpoint answering 303 to the same request.
 
-| | req/s | p50 ms | p99 ms | requests | errors |
-|---|---:|---:|---:|---:|---:|
-| service | {fmt(ours['req_per_s'])} | {fmt(ours['p50_ms'], 2)} | {fmt(ours['p99_ms'], 2)} | {ours['requests']} | {ours['errors']} |
-| baseline | {fmt(base['req_per_s'])} | {fmt(base['p50_ms'], 2)} | {fmt(base['p99_ms'], 2)} | {base['requests']} | {base['errors']} |
+{load_table(ours, base)}
 
 Ratio: **{ratio:.0%}** (goal ≥ {GOAL:.0%}). Most of the gap is the RS256 signature check, which the bare 303
 does not do (benchmark 1's baseline shows its cost).""")

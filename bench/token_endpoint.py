@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
-from .common import Figure, fmt
+from .common import Figure, fmt, load_table
 
 USER = "auth0|bench-token"
 HTTP_GOAL = 0.60
@@ -37,10 +37,7 @@ def http(ctx) -> None:
 `POST /api/users/{{id}}/connections/stub/token`, M2M token, cached fresh access token (no refresh), vs the bare
 app's `POST /verify` (same JWT, same `app.identity.AccessTokenVerifier`, JSON answer).
 
-| | req/s | p50 ms | p99 ms | requests | errors |
-|---|---:|---:|---:|---:|---:|
-| service | {fmt(ours['req_per_s'])} | {fmt(ours['p50_ms'], 2)} | {fmt(ours['p99_ms'], 2)} | {ours['requests']} | {ours['errors']} |
-| baseline | {fmt(base['req_per_s'])} | {fmt(base['p50_ms'], 2)} | {fmt(base['p99_ms'], 2)} | {base['requests']} | {base['errors']} |
+{load_table(ours, base)}
 
 Ratio: **{ratio:.0%}** (goal ≥ {HTTP_GOAL:.0%}).""")
 

@@ -1,0 +1,102 @@
+"""Benchmark 6: where the time goes, with pyinstrument, in-process through Flask's test client on the
+run's first database: the two HTTP paths measured against baselines (token for a job, connect start).
+Reports the top frames by own time and, separately, our code (``app/``) by inclusive time."""
+from __future__ import annotations
+
+from collections import defaultdict
+from urllib.parse import quote, urlencode
+
+from .common import APP_ORIGIN, RETURN_URL, ROOT
+
+TOP = 12
+OURS = str(ROOT / "app") + "/"
+
+
+def _key(frame) -> str:
+    path = frame.file_path or "?"
+    if path.startswith(str(ROOT) + "/"):
+        path = path[len(str(ROOT)) + 1:]
+    elif "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    elif "/lib/python" in path:
+        path = "stdlib/" + path.split("/lib/python", 1)[1].split("/", 1)[-1]
+    return f"`{frame.function}` {path}:{frame.line_no}"
+
+
+def _aggregate(root) -> tuple[dict[str, float], dict[str, float], float]:
+    own: dict[str, float] = defaultdict(float)
+    ours: dict[str, float] = defaultdict(float)
+
+    def walk(frame, stack: frozenset) -> None:
+        if frame.is_synthetic:
+            return
+        key = _key(frame)
+        children = [c for c in frame.children if not c.is_synthetic]
+        own[key] += frame.time - sum(c.time for c in children)
+        if (frame.file_path or "").startswith(OURS) and key not in stack:
+            ours[key] += frame.time
+        for child in children:
+            walk(child, stack | {key})
+
+    walk(root, frozenset())
+    return own, ours, root.time
+
+
+def _profile(label: str, call, n: int) -> str:
+    from pyinstrument import Profiler
+
+    for _ in range(5):
+        call()
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for _ in range(n):
+        call()
+    session = profiler.stop()
+    own, ours, total = _aggregate(session.root_frame())
+    per_call = total / n * 1000
+
+    def table(data: dict[str, float], title: str) -> str:
+        rows = [f"| {title} | ms per request | share |", "|---|---:|---:|"]
+        for key, seconds in sorted(data.items(), key=lambda kv: -kv[1])[:TOP]:
+            rows.append(f"| {key} | {seconds / n * 1000:.3f} | {seconds / total:.0%} |")
+        return "\n".join(rows)
+
+    return (f"### {label}: {n} requests, {per_call:.2f} ms each under the profiler\n\n"
+            f"{table(own, 'own time (any code)')}\n\n{table(ours, 'our code (app/), inclusive')}\n")
+
+
+def run(ctx) -> None:
+    from sqlalchemy import delete
+
+    from app.extensions import db
+    from app.models import AuthorizationRequest
+
+    db_name = ctx.primary_db
+    user = "auth0|bench-profile"
+    ctx.seed(db_name, user, expires_in=7200)
+    app = ctx.app(db_name)
+    client = app.test_client()
+    m2m = {"Authorization": f"Bearer {ctx.issuer.m2m_token()}"}
+    token_path = f"/api/users/{quote(user, safe='')}/connections/stub/token"
+    form = {"access_token": ctx.issuer.token(user), "provider": "stub", "return_to": RETURN_URL}
+
+    def token() -> None:
+        assert client.post(token_path, headers=m2m).status_code == 200
+
+    def connect() -> None:
+        response = client.post("/connect/start", data=urlencode(form), headers={
+            "Origin": APP_ORIGIN, "Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 303
+
+    n = ctx.settings.profile_requests
+    parts = [_profile("POST /api/users/{id}/connections/stub/token", token, n),
+             _profile("POST /connect/start", connect, n)]
+    with app.app_context():
+        db.session.execute(delete(AuthorizationRequest))
+        db.session.commit()
+        db.session.remove()
+    ctx.section(f"""## 6. Profile (pyinstrument, in-process test client, {db_name})
+
+Flask's test client calls the app directly (no gunicorn, no socket), so these are the service's own costs.
+
+{chr(10).join(parts)}""")
