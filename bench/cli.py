@@ -40,14 +40,14 @@ class Settings:
     provider_delay: float  # the stub's answer time during the single-flight refresh
     profile_requests: int
     scale_rows: int
-    scale_due: int
+    scale_due: int  # due connections for refresh-due (BENCH_SCALE_DUE)
 
     @classmethod
     def make(cls, smoke: bool) -> Settings:
         if smoke:
             return cls(True, 1.0, 2000, 4, 1, 0.5, 2, 5, 0.1, 30, 0, 0)
-        return cls(False, 5.0, 50_000, 8, 2, 3.0, 4, 25, 0.1, 300, 1_000_000,
-                   int(os.environ.get("BENCH_SCALE_DUE", "20000")))
+        return cls(False, 5.0, 50_000, 8, 2, 3.0, 4, 25, 0.1, 300, int(os.environ.get("BENCH_SCALE_ROWS", "1000000")),
+                   int(os.environ.get("BENCH_SCALE_DUE", "30000")))
 
 
 @dataclass
@@ -69,8 +69,11 @@ class Context:
     def primary_db(self) -> str:
         return next(iter(self.databases))
 
-    def env(self, db: str, **extra: str) -> dict[str, str]:
-        providers = common.write_providers_file(self.workdir / "providers.toml", self.stub.catalog_entry())
+    def env(self, db: str, provider: object | None = None, **extra: str) -> dict[str, str]:
+        """The service's environment on ``db`` with ``provider`` (default: the stub) as provider ``stub``."""
+        provider = provider or self.stub
+        path = self.workdir / f"providers-{id(provider)}.toml"
+        providers = common.write_providers_file(path, provider.catalog_entry())
         return common.service_env(self.issuer, self.databases[db], providers, **extra)
 
     def ensure_schema(self, db: str) -> None:

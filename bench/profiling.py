@@ -1,6 +1,7 @@
 """Benchmark 6: where the time goes, with pyinstrument, in-process through Flask's test client on the
-run's first database: the two HTTP paths measured against baselines (token for a job, connect start).
-Reports the top frames by own time and, separately, our code (``app/``) by inclusive time."""
+run's first database: the two HTTP paths measured against baselines (token for a job, connect start) and
+the vault's refresh (the per-connection path of ``refresh-due``). Reports the top frames by own time and,
+separately, our code (``app/``) by inclusive time."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -14,10 +15,10 @@ OURS = str(ROOT / "app") + "/"
 
 def _key(frame) -> str:
     path = frame.file_path or "?"
-    if path.startswith(str(ROOT) + "/"):
-        path = path[len(str(ROOT)) + 1:]
-    elif "site-packages/" in path:
+    if "site-packages/" in path:
         path = path.split("site-packages/", 1)[1]
+    elif path.startswith(str(ROOT) + "/"):
+        path = path[len(str(ROOT)) + 1:]
     elif "/lib/python" in path:
         path = "stdlib/" + path.split("/lib/python", 1)[1].split("/", 1)[-1]
     return f"`{frame.function}` {path}:{frame.line_no}"
@@ -88,9 +89,20 @@ def run(ctx) -> None:
             "Origin": APP_ORIGIN, "Content-Type": "application/x-www-form-urlencoded"})
         assert response.status_code == 303
 
+    refresh_user = "auth0|bench-profile-refresh"
+    ctx.seed(db_name, refresh_user, expires_in=-5)
+
+    def refresh() -> None:
+        from app.vault import get_access_token
+
+        with app.app_context():  # the path refresh-due takes per connection: lease, decrypt, POST, seal, commit
+            get_access_token(refresh_user, "stub", force_refresh=True)
+
     n = ctx.settings.profile_requests
     parts = [_profile("POST /api/users/{id}/connections/stub/token", token, n),
-             _profile("POST /connect/start", connect, n)]
+             _profile("POST /connect/start", connect, n),
+             _profile("vault refresh (get_access_token force_refresh, loopback stub provider)", refresh,
+                      max(10, n // 3))]
     with app.app_context():
         db.session.execute(delete(AuthorizationRequest))
         db.session.commit()
