@@ -115,7 +115,6 @@ class SandboxStore:
         self._lock = threading.Lock()
         self._codes: dict[str, SandboxCode] = {}
         self._tokens: list[SandboxToken] = []
-        self.refresh_calls = 0
         if os.path.exists(self._path):
             with open(self._path, encoding="utf-8") as handle:
                 self._tokens = [SandboxToken(**row) for row in json.load(handle)]
@@ -161,7 +160,6 @@ class SandboxStore:
         """The token holding ``refresh_token``, marked used at once (so two concurrent uses
         cannot both succeed). A refresh token used before revokes its whole grant."""
         with self._lock:
-            self.refresh_calls += 1
             token = next((t for t in self._tokens
                           if t.refresh_token and hmac.compare_digest(t.refresh_token, refresh_token)), None)
             if token is None or token.revoked and not token.refresh_used:
