@@ -61,6 +61,7 @@ class Context:
     sections: list[str] = field(default_factory=list)
     rss: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, object] = field(default_factory=dict)  # measurements one module hands to its report
     _servers: dict[str, Gunicorn] = field(default_factory=dict)
     _apps: dict[str, object] = field(default_factory=dict)
     _migrated: set[str] = field(default_factory=set)

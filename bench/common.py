@@ -289,9 +289,11 @@ def figures_table(figures: list[Figure]) -> str:
     rows = ["| benchmark | figure | ours | baseline (same run) | ratio | goal | met |",
             "|---|---|---:|---|---:|---|:---:|"]
     for f in figures:
-        baseline = f"{fmt(f.baseline, 2)} {f.unit} — {f.baseline_name}" if f.baseline is not None else "—"
+        digits = 0 if f.unit == "calls" else 2
+        baseline = f"{fmt(f.baseline, digits)} {f.unit} — {f.baseline_name}" if f.baseline is not None else "—"
         ratio = f"{f.ratio * 100:.0f} %" if f.ratio is not None else "—"
         met = {True: "yes", False: "**no**", None: "—"}[f.met]
-        rows.append(f"| {f.section} | {f.name} | {fmt(f.value, 2)} {f.unit} | {baseline} | {ratio} | {f.goal or '—'} "
+        rows.append(f"| {f.section} | {f.name} | {fmt(f.value, digits)} {f.unit} | {baseline} | {ratio} "
+                    f"| {f.goal or '—'} "
                     f"| {met} |")
     return "\n".join(rows)
