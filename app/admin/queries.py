@@ -11,7 +11,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, tuple_
 
 from ..errors import InvalidRequest
 from ..extensions import db
@@ -61,8 +61,9 @@ def search_connections(query: ConnectionQuery, *, after: str | None = None, limi
         stmt = stmt.where(Connection.status == query.status)
     if after:
         created_at, row_id = _decode_connection_cursor(after)
-        stmt = stmt.where(or_(Connection.created_at < created_at,
-                              and_(Connection.created_at == created_at, Connection.id < row_id)))
+        # A row-value comparison: the planner walks the (created_at, id) index straight to the
+        # cursor; the equivalent OR of two conditions made PostgreSQL scan up to it.
+        stmt = stmt.where(tuple_(Connection.created_at, Connection.id) < tuple_(created_at, row_id))
     stmt = stmt.order_by(Connection.created_at.desc(), Connection.id.desc()).limit(limit + 1)
     rows = list(db.session.scalars(stmt))
     more = len(rows) > limit
