@@ -143,12 +143,20 @@ class Context:
         return common.run_load(url, duration=s.duration, max_requests=s.max_requests, threads=s.threads,
                                expect=expect, headers=headers, body=body)
 
-    def compare(self, ours: tuple[str, dict], base: tuple[str, dict]) -> tuple[dict, dict]:
+    def load_on(self, server: Gunicorn, url: str, **kwargs) -> dict:
+        """``load`` plus the server's CPU time per request (all workers, /proc), which other load on a
+        shared box disturbs much less than req/s."""
+        cpu0 = server.cpu_seconds()
+        result = self.load(url, **kwargs)
+        result["server_cpu_ms"] = (server.cpu_seconds() - cpu0) * 1000 / max(result["requests"], 1)
+        return result
+
+    def compare(self, ours: tuple[Gunicorn, str, dict], base: tuple[Gunicorn, str, dict]) -> tuple[dict, dict]:
         """Alternate ours/baseline ``reps`` times (less drift from other load on the box); best of each."""
         best_ours = best_base = None
         for _ in range(self.settings.reps):
-            a = self.load(ours[0], **ours[1])
-            b = self.load(base[0], **base[1])
+            a = self.load_on(*ours[:2], **ours[2])
+            b = self.load_on(*base[:2], **base[2])
             if best_ours is None or a["req_per_s"] > best_ours["req_per_s"]:
                 best_ours = a
             if best_base is None or b["req_per_s"] > best_base["req_per_s"]:

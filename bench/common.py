@@ -191,6 +191,10 @@ class Gunicorn:
         """The largest VmRSS among the workers, in MB."""
         return max((rss_mb(pid) for pid in self.workers()), default=float("nan"))
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of all workers so far (from /proc/<pid>/stat)."""
+        return sum(cpu_seconds(pid) for pid in self.workers())
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -199,6 +203,14 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def rss_mb(pid: int) -> float:
@@ -222,10 +234,12 @@ def run_load(url: str, *, duration: float, max_requests: int, threads: int, expe
 
 def load_table(ours: dict, base: dict) -> str:
     """Markdown rows comparing two load results."""
-    rows = ["| | req/s | p50 ms | p99 ms | requests | errors |", "|---|---:|---:|---:|---:|---:|"]
+    rows = ["| | req/s | p50 ms | p99 ms | requests | errors | server CPU ms/request | load generator CPU |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, r in (("service", ours), ("baseline", base)):
         rows.append(f"| {label} | {fmt(r['req_per_s'])} | {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} "
-                    f"| {r['requests']} | {r['errors']} |")
+                    f"| {r['requests']} | {r['errors']} | {fmt(r.get('server_cpu_ms'), 2)} "
+                    f"| {r['client_cpu_s'] / r['seconds']:.0%} of a core |")
     return "\n".join(rows)
 
 

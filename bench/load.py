@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import resource
 import sys
 import threading
 import time
@@ -66,6 +67,7 @@ def main() -> None:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     latencies.sort()
     total = len(latencies)
 
@@ -75,7 +77,8 @@ def main() -> None:
     errors = total - statuses.get(spec["expect"], 0)
     print(json.dumps({"requests": total, "errors": errors, "seconds": round(elapsed, 3),
                       "req_per_s": total / elapsed if elapsed else 0.0, "p50_ms": pct(50), "p99_ms": pct(99),
-                      "statuses": {str(k): v for k, v in statuses.items()}}))
+                      "statuses": {str(k): v for k, v in statuses.items()},
+                      "client_cpu_s": usage.ru_utime + usage.ru_stime}))
 
 
 if __name__ == "__main__":
