@@ -45,7 +45,7 @@ class Settings:
     @classmethod
     def make(cls, smoke: bool) -> Settings:
         if smoke:
-            return cls(True, 1.0, 2000, 4, 1, 0.5, 2, 5, 0.1, 30, 0, 0)
+            return cls(True, 0.7, 2000, 4, 1, 0.3, 2, 5, 0.1, 20, 0, 0)
         return cls(False, 5.0, 50_000, 8, 2, 3.0, 4, 25, 0.1, 300, int(os.environ.get("BENCH_SCALE_ROWS", "1000000")),
                    int(os.environ.get("BENCH_SCALE_DUE", "30000")))
 
