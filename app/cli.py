@@ -83,8 +83,11 @@ def refresh_due_command(within: str, workers: int, limit: int | None) -> None:
     click.echo(f"done: {_summary(counts)}")
 
 
+REFRESH_OUTCOMES = ("refreshed", "needs_reauth", "unavailable", "failed", "skipped")
+
+
 def _summary(counts) -> str:
-    return ", ".join(f"{key} {counts.get(key, 0)}" for key in ("refreshed", "needs_reauth", "unavailable", "skipped"))
+    return ", ".join(f"{key} {counts.get(key, 0)}" for key in REFRESH_OUTCOMES)
 
 
 @connector.command("token")

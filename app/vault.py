@@ -21,7 +21,14 @@ from sqlalchemy import or_, select, update
 
 from . import clock, oauth_client
 from .connections import seal_tokens
-from .errors import NotFound, ProviderError, ProviderUnavailable, ReauthorizationRequired
+from .errors import (
+    DecryptionError,
+    NotFound,
+    ProviderError,
+    ProviderUnavailable,
+    ReauthorizationRequired,
+    UnknownProvider,
+)
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
 from .runtime import Runtime, VaultSettings, runtime
@@ -134,7 +141,7 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
 
     owner = lease_owner()
     deadline = time.monotonic() + settings.wait.total_seconds()
-    delay = 0.02
+    delay = 0.01
     while True:
         _check_cooldown(connection)
         if _try_lease(connection.id, owner, settings):
@@ -142,8 +149,9 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
         if time.monotonic() > deadline:
             raise ProviderUnavailable("another refresh of this connection is still running", retry_after=1)
         db.session.rollback()  # hold no connection or snapshot while waiting
-        time.sleep(delay * (1 + random.random()))  # jitter keeps waiters from polling in lockstep
-        delay = min(delay * 2, 0.25)
+        time.sleep(delay * (1 + random.random() / 2))  # jitter keeps waiters from polling in lockstep
+        # Capped low: a waiter learns of the new token only at its next poll (one indexed SELECT).
+        delay = min(delay * 2, 0.1)
         connection = _load(user_id, provider)
         if _replaced(connection, seen_token):
             return _access_token(rt, connection)
@@ -162,6 +170,15 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
         return "needs_reauth"
     except ProviderUnavailable:
         return "unavailable"
+    except (UnknownProvider, DecryptionError) as exc:
+        # This row cannot be refreshed with the current configuration (its provider was disabled,
+        # its key removed): put it in the longest cooldown and go on with the others, so one such
+        # row neither aborts the run nor stays first in line on every later run.
+        log.warning("refresh of %s/%s skipped: %s", connection.provider, connection.id, exc.code)
+        db.session.expire_all()
+        _record_failure(rt, db.session.get(Connection, connection_id), owner, exc.code, rt.vault.backoff_max,
+                        outcome="failed")
+        return "failed"
     return "refreshed"
 
 
@@ -225,7 +242,7 @@ def _mark_needs_reauth(connection: Connection, owner: str, code: str) -> None:
 
 
 def _record_failure(rt: Runtime, connection: Connection, owner: str, code: str,
-                    retry_after: float | None) -> float:
+                    retry_after: float | None, outcome: str = "unavailable") -> float:
     settings: VaultSettings = rt.vault
     connection.failure_count = (connection.failure_count or 0) + 1
     backoff = min(settings.backoff_base * 2 ** (connection.failure_count - 1), settings.backoff_max)
@@ -233,7 +250,7 @@ def _record_failure(rt: Runtime, connection: Connection, owner: str, code: str,
     connection.cooldown_until = clock.now() + timedelta(seconds=wait)
     connection.last_error_code = code
     _release(connection, owner)
-    record_audit("refresh", "unavailable", actor_type="system", user_id=connection.user_id,
+    record_audit("refresh", outcome, actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code, failures=str(connection.failure_count))
     db.session.commit()
     log.warning("refresh of %s/%s failed (%s); next attempt in %.0fs",

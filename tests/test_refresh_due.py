@@ -30,7 +30,7 @@ def test_refresh_due_refreshes_only_due_connections(app, runner, stub):
     make_connection(app, "auth0|later", "stub", expires_in=7200)
     result = runner.invoke(args=["connector", "refresh-due", "--within", "10m", "--workers", "3"])
     assert result.exit_code == 0, result.output
-    assert "done: refreshed 6, needs_reauth 0, unavailable 0, skipped 0" in result.output
+    assert "done: refreshed 6, needs_reauth 0, unavailable 0, failed 0, skipped 0" in result.output
     assert stub.state.refresh_calls == 6
     again = runner.invoke(args=["connector", "refresh-due", "--within", "10m"])
     assert "done: refreshed 0" in again.output
@@ -50,6 +50,20 @@ def test_refresh_due_unavailable_backs_off(app, runner, stub):
     assert "unavailable 2" in runner.invoke(args=["connector", "refresh-due"]).output
     assert "done: refreshed 0, needs_reauth 0, unavailable 0" in runner.invoke(args=["connector", "refresh-due"]).output
     assert stub.state.refresh_calls == 2
+
+
+def test_a_row_that_cannot_be_refreshed_is_parked_and_the_run_goes_on(app, runner, stub):
+    _seed(app, stub, 3, expires_in=-1)
+    make_connection(app, "auth0|orphan", "retired", expires_in=-7200)  # a provider since removed
+    result = runner.invoke(args=["connector", "refresh-due"])
+    assert result.exit_code == 0, result.output
+    assert "done: refreshed 3, needs_reauth 0, unavailable 0, failed 1, skipped 0" in result.output
+    with app.app_context():
+        orphan = db.session.scalar(select(Connection).where(Connection.user_id == "auth0|orphan"))
+        assert orphan.status == "active" and orphan.last_error_code == "unknown_provider"
+        assert orphan.cooldown_until is not None and orphan.lease_owner is None
+    again = runner.invoke(args=["connector", "refresh-due"])
+    assert "done: refreshed 0, needs_reauth 0, unavailable 0, failed 0" in again.output  # parked, not retried
 
 
 def test_concurrent_copies_refresh_each_connection_once(app, stub):
