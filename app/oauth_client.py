@@ -17,7 +17,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from . import clock
+from . import clock, http
 from .errors import ProviderError, ProviderUnavailable
 from .http import new_session
 from .providers.spec import ProviderSpec
@@ -61,9 +61,8 @@ def _check_response(response: requests.Response) -> requests.Response:
 
 
 def _session(spec: ProviderSpec, redirect_uri: str | None = None) -> OAuth2Session:
-    client = OAuth2Session(spec.client_id, spec.client_secret, token_endpoint_auth_method=spec.client_auth,
-                           redirect_uri=redirect_uri)
-    client.trust_env = False
+    client = http.configure(OAuth2Session(spec.client_id, spec.client_secret,
+                                          token_endpoint_auth_method=spec.client_auth, redirect_uri=redirect_uri))
     client.register_compliance_hook("access_token_response", _check_response)
     client.register_compliance_hook("refresh_token_response", _check_response)
     return client
