@@ -107,5 +107,5 @@ the same callers on a fresh token. Waits are each caller's `get_access_token` ti
 |---|---:|---:|---:|---:|---:|---:|---:|:---:|
 {chr(10).join(rows)}
 
-The p50/p99 of waiters include the provider's {s.provider_delay * 1000:.0f} ms and the lease-poll backoff (20 ms
-doubling to 250 ms, with jitter): a waiter learns of the new token only at its next poll.""")
+The p50/p99 of waiters include the provider's {s.provider_delay * 1000:.0f} ms and the lease-poll backoff (10 ms
+doubling to 100 ms, with jitter): a waiter learns of the new token only at its next poll.""")
