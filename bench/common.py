@@ -311,3 +311,15 @@ def figures_table(figures: list[Figure]) -> str:
                     f"| {f.goal or '—'} "
                     f"| {met} |")
     return "\n".join(rows)
+
+
+def http_figures(bench: str, db: str, ours: dict, base: dict, baseline: str, goal: float) -> tuple[float, list]:
+    """The ratio of req/s to the baseline's, and the three figures every HTTP comparison reports."""
+    ratio = ours["req_per_s"] / base["req_per_s"] if base["req_per_s"] else 0.0
+    return ratio, [
+        Figure(bench, f"req/s, {db}", ours["req_per_s"], "req/s", base["req_per_s"], baseline,
+               f"≥ {goal:.0%} of baseline", ratio >= goal and ours["errors"] == 0),
+        Figure(bench, f"p50 latency, {db}", ours["p50_ms"], "ms", base["p50_ms"], baseline, higher_is_better=False),
+        Figure(bench, f"worker CPU per request, {db}", ours["server_cpu_ms"], "ms", base["server_cpu_ms"], baseline,
+               higher_is_better=False),
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from .common import APP_ORIGIN, RETURN_URL, Figure, load_table
+from .common import APP_ORIGIN, RETURN_URL, http_figures, load_table
 
 GOAL = 0.50
 
@@ -21,13 +21,8 @@ def run(ctx) -> None:
     ours, base = ctx.compare((service, service.url + "/connect/start", kwargs), (bare, bare.url + "/redirect", kwargs))
     ctx.rss["service after connect load"] = service.worker_rss_mb()
     ctx.rss["bare app after redirect load"] = bare.worker_rss_mb()
-    ratio = ours["req_per_s"] / base["req_per_s"] if base["req_per_s"] else 0.0
-    ctx.add(Figure("2 connect start", f"req/s, {ctx.primary_db}", ours["req_per_s"], "req/s", base["req_per_s"],
-                   "bare Flask 303", f"≥ {GOAL:.0%} of baseline", ratio >= GOAL and ours["errors"] == 0),
-            Figure("2 connect start", f"p50 latency, {ctx.primary_db}", ours["p50_ms"], "ms", base["p50_ms"],
-                   "bare Flask 303", higher_is_better=False),
-            Figure("2 connect start", f"worker CPU per request, {ctx.primary_db}", ours["server_cpu_ms"], "ms",
-                   base["server_cpu_ms"], "bare Flask 303", higher_is_better=False))
+    ratio, figures = http_figures("2 connect start", ctx.primary_db, ours, base, "bare Flask 303", GOAL)
+    ctx.add(*figures)
     ctx.section(f"""## 2. Connect start (HTTP, {ctx.primary_db})
 
 `POST /connect/start` (form: user token, provider, allowed `return_to`; `Origin` of the SPA): verify the JWT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
-from .common import Figure, fmt, load_table
+from .common import Figure, fmt, http_figures, load_table
 
 USER = "auth0|bench-token"
 HTTP_GOAL = 0.60
@@ -27,13 +27,8 @@ def http(ctx) -> None:
                              (bare, bare.url + "/verify", {"expect": 200, "headers": headers}))
     ctx.rss["service after token load"] = service.worker_rss_mb()
     ctx.rss["bare app after verify load"] = bare.worker_rss_mb()
-    ratio = ours["req_per_s"] / base["req_per_s"] if base["req_per_s"] else 0.0
-    ctx.add(Figure("1 token (HTTP)", f"req/s, {ctx.primary_db}", ours["req_per_s"], "req/s", base["req_per_s"],
-                   "JWT verify only", f"≥ {HTTP_GOAL:.0%} of baseline", ratio >= HTTP_GOAL and ours["errors"] == 0),
-            Figure("1 token (HTTP)", f"p50 latency, {ctx.primary_db}", ours["p50_ms"], "ms", base["p50_ms"],
-                   "JWT verify only", higher_is_better=False),
-            Figure("1 token (HTTP)", f"worker CPU per request, {ctx.primary_db}", ours["server_cpu_ms"], "ms",
-                   base["server_cpu_ms"], "JWT verify only", higher_is_better=False))
+    ratio, figures = http_figures("1 token (HTTP)", ctx.primary_db, ours, base, "JWT verify only", HTTP_GOAL)
+    ctx.add(*figures)
     ctx.section(f"""## 1. Token for a job (HTTP, {ctx.primary_db})
 
 `POST /api/users/{{id}}/connections/stub/token`, M2M token, cached fresh access token (no refresh), vs the bare
