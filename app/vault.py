@@ -199,9 +199,9 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
     try:
         spec = rt.registry.get(connection.provider)
         refresh_token = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
+        scopes = tuple(connection.scope_list)  # read before the commit expires the row
         db.session.commit()  # no transaction stays open while the provider answers
-        token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=tuple(connection.scope_list),
-                                     timeout=rt.timeout)
+        token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
     except ProviderError as exc:
         if exc.code in spec_reauth_codes(rt, connection.provider):
             _mark_needs_reauth(connection, owner, exc.code)
@@ -223,8 +223,11 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
     connection.failure_count = 0
     connection.cooldown_until = None
     _release(connection, owner)
+    # What we just stored, taken before the commit expires the row (no re-read, no decrypt).
+    result = AccessToken(token.access_token, connection.token_type or "Bearer", connection.access_token_expires_at,
+                         tuple(connection.scope_list))
     db.session.commit()  # new tokens and the lease release land together
-    return _access_token(rt, connection)
+    return result
 
 
 def spec_reauth_codes(rt: Runtime, provider: str) -> tuple[str, ...]:
