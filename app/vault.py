@@ -100,6 +100,8 @@ def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
         update(Connection)
         .where(Connection.id == connection_id, Connection.status == ACTIVE)
         .where(or_(Connection.lease_owner.is_(None), Connection.lease_expires_at < now))
+        # In the same statement, so two callers cannot both pass a cooldown check and both call.
+        .where(or_(Connection.cooldown_until.is_(None), Connection.cooldown_until <= now))
         .values(lease_owner=owner, lease_expires_at=now + settings.lease)
         .execution_options(synchronize_session=False)
     )
@@ -111,6 +113,30 @@ def _release(connection: Connection, owner: str) -> None:
     if connection.lease_owner == owner:
         connection.lease_owner = None
         connection.lease_expires_at = None
+
+
+def _hold(connection_id: str, owner: str, settings: VaultSettings) -> bool:
+    """Renew our lease if we still hold it on an active row; in the transaction that then writes.
+
+    The UPDATE also locks the row until that commit, so a revoke or a takeover cannot slip in
+    between this check and our write. False: the row was revoked, or our lease expired and was
+    taken over; what we got from the provider must not be stored."""
+    result = db.session.execute(
+        update(Connection)
+        .where(Connection.id == connection_id, Connection.lease_owner == owner, Connection.status == ACTIVE)
+        .values(lease_expires_at=clock.now() + settings.lease)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _lost(connection_id: str) -> Exception:
+    """Why a refresh's result was dropped, as the caller's error (after a rollback)."""
+    db.session.rollback()
+    connection = db.session.get(Connection, connection_id)
+    if connection is None or connection.status != ACTIVE:
+        return ReauthorizationRequired("the connection was revoked or replaced while it was being refreshed")
+    return ProviderUnavailable("another refresh of this connection took over; ask again", retry_after=1)
 
 
 def _check_cooldown(connection: Connection) -> None:
@@ -160,9 +186,13 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
 def refresh_claimed(connection_id: str, owner: str) -> str:
     """Refresh a connection whose lease ``owner`` already holds (batch refresh); returns the outcome."""
     rt = runtime()
-    db.session.expire_all()
+    # The batch was leased at once and earlier rows may have been slow: renew before the call.
+    held = _hold(connection_id, owner, rt.vault)
+    db.session.commit()
+    if not held:
+        return "skipped"
     connection = db.session.get(Connection, connection_id)
-    if connection is None or connection.lease_owner != owner:
+    if connection is None:
         return "skipped"
     try:
         _refresh_under_lease(rt, connection, owner, connection.access_token_enc)
@@ -196,6 +226,7 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         _release(connection, owner)  # someone refreshed between our read and our lease
         db.session.commit()
         return _access_token(rt, connection)
+    connection_id = connection.id
     try:
         spec = rt.registry.get(connection.provider)
         refresh_token = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
@@ -203,6 +234,8 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         db.session.commit()  # no transaction stays open while the provider answers
         token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
     except ProviderError as exc:
+        if not _hold(connection_id, owner, rt.vault):
+            raise _lost(connection_id) from None
         if exc.code in spec_reauth_codes(rt, connection.provider):
             _mark_needs_reauth(connection, owner, exc.code)
             raise ReauthorizationRequired(f"the provider rejected the stored grant ({exc.code})") from None
@@ -210,6 +243,8 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         raise ProviderUnavailable(f"the provider refused the refresh ({exc.code})", code=exc.code,
                                   retry_after=retry_after) from None
     except ProviderUnavailable as exc:
+        if not _hold(connection_id, owner, rt.vault):
+            raise _lost(connection_id) from None
         retry_after = _record_failure(rt, connection, owner, exc.code, exc.retry_after)
         raise ProviderUnavailable(exc.description, retry_after=retry_after) from None
     except BaseException:
@@ -217,6 +252,8 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         _release(connection, owner)
         db.session.commit()
         raise
+    if not _hold(connection_id, owner, rt.vault):
+        raise _lost(connection_id)
     seal_tokens(connection, rt.keyring, token, keep_refresh=True)
     connection.last_refreshed_at = clock.now()
     connection.last_error_code = None

@@ -66,6 +66,24 @@ def test_a_row_that_cannot_be_refreshed_is_parked_and_the_run_goes_on(app, runne
     assert "done: refreshed 0, needs_reauth 0, unavailable 0, failed 0" in again.output  # parked, not retried
 
 
+def test_a_claimed_row_is_refreshed_only_while_its_lease_is_still_ours(app, stub):
+    """A batch is leased at once; by the time a worker reaches a row its lease may have run out."""
+    from app import clock
+    from app.refresh_due import _claim
+    from app.vault import refresh_claimed
+
+    _seed(app, stub, 2, expires_in=-1)
+    with app.app_context():
+        ids = _claim("batch", timedelta(minutes=10), clock.now(), 10)
+        first, second = (db.session.get(Connection, i) for i in ids)
+        expired = clock.now() - timedelta(seconds=1)
+        first.lease_expires_at = expired  # ran out, nobody took it: renewed and refreshed
+        second.lease_owner, second.lease_expires_at = "a-caller", clock.now() + timedelta(seconds=30)  # taken over
+        db.session.commit()
+        assert [refresh_claimed(i, "batch") for i in ids] == ["refreshed", "skipped"]
+    assert stub.state.refresh_calls == 1 and not stub.state.revoked
+
+
 def test_concurrent_copies_refresh_each_connection_once(app, stub):
     from app.refresh_due import refresh_due
 

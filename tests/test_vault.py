@@ -115,6 +115,10 @@ def test_invalid_grant_marks_needs_reauth_and_stops_refreshing(app, stub, user_i
     ((200, "not json at all", {}), "provider_unavailable"),
     ((200, '{"token_type": "Bearer"}', {"Content-Type": "application/json"}), "provider_unavailable"),
     ((400, '{"error": "invalid_client"}', {"Content-Type": "application/json"}), "invalid_client"),
+    ((200, '{"access_token": "a", "refresh_token": "r", "expires_in": "soon"}', {"Content-Type": "application/json"}),
+     "provider_unavailable"),
+    ((200, '{"access_token": "a", "refresh_token": "r", "expires_in": {}}', {"Content-Type": "application/json"}),
+     "provider_unavailable"),
 ])
 def test_transient_failure_keeps_connection_and_backs_off(app, stub, user_id, expired, failure, code):
     stub.state.failure = failure
@@ -205,3 +209,88 @@ def test_connect_of_another_user_completes_while_refresh_waits_on_slow_provider(
     assert response.status_code == 303 and "connector_status=connected" in response.headers["Location"]
     assert finished < done["at"], "the connect had to wait for the refresh"
     assert finished - started < 1.0
+
+
+def _during_refresh(app, stub, user_id, change, *, failure=None):
+    """Run a refresh against a provider that answers after 1 s; ``change`` the row meanwhile."""
+    stub.state.delay, stub.state.failure = 1.0, failure
+    outcome = {}
+
+    def refresh():
+        with app.app_context():
+            try:
+                outcome["token"] = get_access_token(user_id, "stub")
+            except Exception as exc:  # noqa: BLE001 (the test looks at it)
+                outcome["error"] = exc
+
+    worker = threading.Thread(target=refresh)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while stub.state.refresh_calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        change(row)
+        db.session.commit()
+    worker.join(10)
+    assert not worker.is_alive()
+    return outcome
+
+
+def _take_over(row):
+    row.lease_owner, row.lease_expires_at = "another-refresher", clock.now() + timedelta(seconds=30)
+
+
+def test_a_refresh_whose_lease_was_taken_over_does_not_store_its_result(app, stub, user_id, expired):
+    outcome = _during_refresh(app, stub, user_id, _take_over)
+    assert isinstance(outcome.get("error"), ProviderUnavailable) and "took over" in str(outcome["error"])
+    row = _row(app, user_id)
+    assert (row.status, row.lease_owner, row.last_refreshed_at) == ("active", "another-refresher", None)
+    assert _stored_refresh(app, user_id) == expired  # the taker-over's write is the one that counts
+
+
+def test_an_invalid_grant_after_losing_the_lease_does_not_mark_needs_reauth(app, stub, user_id, expired):
+    # Typical of rotation: the grant died because the other refresher used the same refresh token.
+    failure = (400, '{"error": "invalid_grant"}', {"Content-Type": "application/json"})
+    outcome = _during_refresh(app, stub, user_id, _take_over, failure=failure)
+    assert isinstance(outcome.get("error"), ProviderUnavailable)
+    row = _row(app, user_id)
+    assert (row.status, row.last_error_code, row.failure_count) == ("active", None, 0)
+
+
+def test_a_revoke_during_a_refresh_wins(app, stub, user_id, expired):
+    def revoke(row):
+        row.status, row.lease_owner, row.lease_expires_at = "revoked", None, None
+        row.access_token_enc = row.refresh_token_enc = None
+
+    outcome = _during_refresh(app, stub, user_id, revoke)
+    assert isinstance(outcome.get("error"), ReauthorizationRequired) and "revoked" in str(outcome["error"])
+    row = _row(app, user_id)
+    assert (row.status, row.access_token_enc, row.refresh_token_enc) == ("revoked", None, None)
+
+
+def test_a_failure_during_a_revoke_leaves_the_row_revoked(app, stub, user_id, expired):
+    def revoke(row):
+        row.status, row.lease_owner, row.lease_expires_at = "revoked", None, None
+
+    outcome = _during_refresh(app, stub, user_id, revoke, failure=(503, "down", {}))
+    assert isinstance(outcome.get("error"), ReauthorizationRequired)
+    row = _row(app, user_id)
+    assert (row.status, row.failure_count, row.cooldown_until) == ("revoked", 0, None)
+
+
+def test_the_lease_is_not_taken_during_a_cooldown(app, user_id):
+    from app.runtime import runtime
+    from app.vault import _try_lease
+
+    make_connection(app, user_id, "stub", expires_in=-10)
+    with app.app_context():
+        row = db.session.scalars(select(Connection)).one()
+        row.cooldown_until = clock.now() + timedelta(seconds=30)
+        db.session.commit()
+        # The cooldown is part of the lease statement: a caller that read the row before another
+        # caller's failure was recorded still cannot start a second attempt.
+        assert not _try_lease(row.id, "late-caller", runtime().vault)
+        row.cooldown_until = clock.now() - timedelta(seconds=1)
+        db.session.commit()
+        assert _try_lease(row.id, "late-caller", runtime().vault)
