@@ -1,14 +1,71 @@
 """The one HTTP client for outbound calls (providers, JWKS, discovery)."""
 from __future__ import annotations
 
+import time
+
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 USER_AGENT = "oauth-connector/1.0"
+CHUNK = 64 * 1024
+
+
+def deadline_for(timeout: tuple[float, float] | float | None) -> float | None:
+    """The monotonic time by which a whole exchange started now must be over: connect + read.
+
+    requests' timeouts bound each socket operation, so a peer that sends a byte every few seconds
+    would otherwise hold the caller (and a refresh lease) for as long as it likes."""
+    if isinstance(timeout, tuple):
+        return time.monotonic() + sum(t for t in timeout if t)
+    return time.monotonic() + timeout if timeout else None
+
+
+def read_body(response: requests.Response, deadline: float | None, limit: int | None = None) -> bytes:
+    """A streamed response's body, read as it arrives; ``requests.Timeout`` once ``deadline`` passes,
+    ``BodyTooLarge`` past ``limit`` bytes. Closes the response when it fails."""
+    chunks, size = [], 0
+    try:
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise requests.Timeout("the response did not arrive in time")
+            chunk = response.raw.read1(CHUNK, decode_content=True)  # returns after one receive
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise BodyTooLarge(f"the response is larger than {limit} bytes")
+            chunks.append(chunk)
+    except BaseException:
+        response.close()
+        raise
+
+
+class BodyTooLarge(requests.RequestException):
+    pass
+
+
+class _Adapter(HTTPAdapter):
+    """Reads every non-streamed body within the request's overall deadline."""
+
+    def send(self, request, stream=False, timeout=None, **kwargs):
+        deadline = deadline_for(timeout)
+        response = super().send(request, stream=True, timeout=timeout, **kwargs)
+        if not stream:
+            try:
+                content = read_body(response, deadline)
+            except requests.RequestException:  # ours (an OSError too): as it is
+                raise
+            except (urllib3.exceptions.HTTPError, OSError) as exc:  # as requests maps them when it reads
+                raise requests.ConnectionError(type(exc).__name__) from None
+            response._content = content  # what requests' Response.content does after a full read
+            response._content_consumed = True
+        return response
+
 
 # One connection pool for the process (urllib3's pools are thread-safe): a batch of refreshes
 # against one provider reuses kept-alive connections instead of a TCP + TLS handshake each.
-_ADAPTER = HTTPAdapter(pool_connections=32, pool_maxsize=32)
+_ADAPTER = _Adapter(pool_connections=32, pool_maxsize=32)
 
 
 def configure(session: requests.Session) -> requests.Session:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 from flask import Blueprint, Response, current_app, request
 
+from .. import http
 from ..errors import InvalidRequest, NotFound, ProviderError, ProviderUnavailable
 from ..http import new_session
 from ..runtime import runtime
@@ -33,7 +35,8 @@ def target_url(base_url: str, raw_path: str, query: bytes) -> str:
     lowered = raw_path.lower()
     if raw_path.startswith("/") or "//" in raw_path or "%2f" in lowered or "%5c" in lowered:
         raise InvalidRequest("the proxied path must be relative to the provider's API")
-    if any(unquote(unquote(segment)) in (".", "..") for segment in raw_path.split("/")):
+    # ";" too: servers that take path parameters (Tomcat, Spring) read "..;" as "..".
+    if any(unquote(unquote(segment)).split(";")[0] in (".", "..") for segment in raw_path.split("/")):
         raise InvalidRequest("the proxied path must not contain dot segments")
     url = base_url.rstrip("/") + "/" + raw_path
     base, parts = urlsplit(base_url), urlsplit(url)
@@ -64,16 +67,16 @@ def proxy(provider: str, path: str) -> Response:
     headers = {name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers}
 
     token = get_access_token(principal.sub, provider)
-    upstream = _send(request.method, url, headers, body, token.token, limit)
+    upstream, deadline = _send(request.method, url, headers, body, token.token)
     if upstream.status_code == 401:  # the provider revoked or expired it early: refresh once and retry
         upstream.close()
         token = get_access_token(principal.sub, provider, force_refresh=True)
-        upstream = _send(request.method, url, headers, body, token.token, limit)
+        upstream, deadline = _send(request.method, url, headers, body, token.token)
     if 300 <= upstream.status_code < 400:
         upstream.close()
         raise ProviderError("the provider's API answered with a redirect, which the proxy does not follow",
                             code="upstream_redirect")
-    content = _read_limited(upstream, limit)
+    content = _read_limited(upstream, deadline, limit)
     response = Response(content, status=upstream.status_code)
     for name in RESPONSE_HEADERS:
         if name in upstream.headers:
@@ -81,26 +84,29 @@ def proxy(provider: str, path: str) -> Response:
     return response
 
 
-def _send(method: str, url: str, headers: dict, body: bytes | None, token: str, limit: int) -> requests.Response:
+def _send(method: str, url: str, headers: dict, body: bytes | None, token: str) -> tuple[requests.Response, float]:
+    """The upstream response (headers read, body not yet) and the time by which its body must be in."""
+    timeout = runtime().timeout
+    deadline = http.deadline_for(timeout)  # the whole exchange, not each read
     try:
         return new_session().request(method, url, headers={**headers, "Authorization": f"Bearer {token}"},
-                                     data=body, timeout=runtime().timeout, allow_redirects=False, stream=True)
+                                     data=body, timeout=timeout, allow_redirects=False, stream=True), deadline
     except requests.Timeout:
         raise ProviderUnavailable("the provider's API timed out", code="upstream_timeout") from None
     except requests.RequestException:
         raise ProviderUnavailable("the provider's API is unreachable", code="upstream_unreachable") from None
 
 
-def _read_limited(upstream: requests.Response, limit: int) -> bytes:
-    chunks, size = [], 0
+def _read_limited(upstream: requests.Response, deadline: float, limit: int) -> bytes:
     try:
-        for chunk in upstream.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise ProviderError(f"the provider's response is larger than {limit} bytes", code="upstream_too_large")
-            chunks.append(chunk)
-    except requests.RequestException:
+        return http.read_body(upstream, deadline, limit)
+    except http.BodyTooLarge:
+        raise ProviderError(f"the provider's response is larger than {limit} bytes",
+                            code="upstream_too_large") from None
+    except requests.Timeout:
+        raise ProviderUnavailable("the provider's API did not finish its response in time",
+                                  code="upstream_timeout") from None
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         raise ProviderUnavailable("the provider's API broke off its response", code="upstream_unreachable") from None
     finally:
         upstream.close()
-    return b"".join(chunks)

@@ -1,4 +1,5 @@
 import dataclasses
+import time
 
 import pytest
 
@@ -47,6 +48,8 @@ def test_proxy_forwards_body(client, auth0, stub, connected):
     "/api/proxy/stub/http://evil.test/x",
     "/api/proxy/stub/a%2F..%2F..%2Ftoken",
     "/api/proxy/stub/a%5c..%5ctoken",
+    "/api/proxy/stub/a/..;/..;/token",
+    "/api/proxy/stub/%2e%2e;x=1/token",
 ])
 def test_proxy_refuses_paths_that_leave_the_api(client, auth0, stub, connected, path):
     response = client.get(path, headers=_auth(auth0))
@@ -98,3 +101,15 @@ def test_proxy_upstream_down_is_503(client, app, auth0, connected):
     registry._specs["stub"] = dataclasses.replace(registry._specs["stub"], api_base_url="http://127.0.0.1:9/api/")
     response = client.get("/api/proxy/stub/me", headers=_auth(auth0))
     assert (response.status_code, response.json["code"]) == (503, "upstream_unreachable")
+
+
+def test_proxy_bounds_the_whole_upstream_answer_not_each_read(client, app, auth0, connected):
+    from tests.drip_server import DripServer
+
+    registry = app.extensions["connector"].registry
+    with DripServer(body_bytes=400, interval=0.05) as drip:  # 20 s in all, one byte per 50 ms
+        registry._specs["stub"] = dataclasses.replace(registry._specs["stub"], api_base_url=drip.url)
+        started = time.monotonic()
+        response = client.get("/api/proxy/stub/me", headers=_auth(auth0))
+    assert (response.status_code, response.json["code"]) == (503, "upstream_timeout")
+    assert time.monotonic() - started < 10  # connect + read timeouts in all, not per byte
