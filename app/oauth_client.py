@@ -8,6 +8,8 @@ Nothing here logs or echoes token material.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,6 +26,7 @@ from .providers.spec import ProviderSpec
 
 Timeout = tuple[float, float]
 MAX_BODY = 256 * 1024
+MAX_SECONDS = 10 * 366 * 24 * 3600  # an expiry further out than ten years is read as ten years
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,19 @@ class TokenResponse:
     raw: dict = field(default_factory=dict, repr=False)
 
 
+def _seconds(value: object) -> int | None:
+    """A non-negative number of seconds from a provider (JSON number or digit string), capped."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        return min(int(value), MAX_SECONDS)
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value.strip()):
+        return min(int(value), MAX_SECONDS)
+    return None
+
+
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    return _seconds(response.headers.get("Retry-After", ""))
 
 
 def _check_response(response: requests.Response) -> requests.Response:
@@ -91,12 +104,14 @@ def _call(action, spec: ProviderSpec) -> dict:
     except (ProviderUnavailable, ProviderError):
         raise
     except OAuthError as exc:
-        code = exc.error if isinstance(exc.error, str) and exc.error.replace("_", "").isalnum() else "provider_error"
+        code = exc.error if isinstance(exc.error, str) and re.fullmatch(r"[A-Za-z0-9_]+", exc.error) else "provider_error"
         raise ProviderError(f"provider {spec.name!r} rejected the token request: {code}", code=code[:64]) from None
     except requests.Timeout:
         raise ProviderUnavailable(f"provider {spec.name!r} timed out") from None
     except requests.RequestException as exc:
         raise ProviderUnavailable(f"provider {spec.name!r} is unreachable ({type(exc).__name__})") from None
+    except (ValueError, TypeError):  # Authlib reading a malformed field, e.g. "expires_in": "soon"
+        raise ProviderUnavailable(f"provider {spec.name!r} answered a malformed token response") from None
 
 
 def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str, ...]) -> TokenResponse:
@@ -104,10 +119,10 @@ def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str,
     if not isinstance(access_token, str) or not access_token:
         raise ProviderUnavailable(f"provider {spec.name!r} answered without an access_token")
     refresh_token = body.get("refresh_token")
-    expires_in = body.get("expires_in")
-    expires_at = None
-    if isinstance(expires_in, (int, float, str)) and str(expires_in).isdigit():
-        expires_at = clock.now() + timedelta(seconds=int(expires_in))
+    expires_in = _seconds(body.get("expires_in"))
+    if expires_in is None and body.get("expires_in") is not None:
+        raise ProviderUnavailable(f"provider {spec.name!r} answered a malformed expires_in")
+    expires_at = None if expires_in is None else clock.now() + timedelta(seconds=expires_in)
     scope = body.get("scope")
     scopes = tuple(scope.replace(",", " ").split()) if isinstance(scope, str) else requested_scopes
     return TokenResponse(
