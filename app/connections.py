@@ -34,26 +34,37 @@ def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring
         connection = db.session.scalar(
             select(Connection).where(Connection.user_id == user_id, Connection.provider == provider)
         )
-        if connection is None:
-            connection = Connection(id=new_id(), user_id=user_id, provider=provider)
-            try:
-                with db.session.begin_nested():
-                    db.session.add(connection)
-                    db.session.flush()
-            except IntegrityError:
-                if attempt:
-                    raise
-                continue  # a concurrent callback created it: update that row instead
-        now = clock.now()
-        seal_tokens(connection, keyring, token, keep_refresh=False)
-        connection.status = ACTIVE
-        connection.external_account_id = external_account_id
-        connection.connected_at = now
-        connection.last_refreshed_at = None
-        connection.last_error_code = None
-        connection.failure_count = 0
-        connection.cooldown_until = None
-        connection.revoked_at = None
-        connection.remote_revocation = None
-        return connection
+        if connection is not None:
+            return _connected(connection, token, keyring, external_account_id)
+        # Complete before the first flush: on SQLite the savepoint's release can make the row
+        # visible (and durable) before the caller commits, so it must never exist half-filled.
+        connection = _connected(Connection(id=new_id(), user_id=user_id, provider=provider),
+                                token, keyring, external_account_id)
+        try:
+            with db.session.begin_nested():
+                db.session.add(connection)
+                db.session.flush()
+            return connection
+        except IntegrityError:
+            if attempt:
+                raise
+            # a concurrent callback created it: update that row instead
     raise AssertionError("unreachable")
+
+
+def _connected(connection: Connection, token: TokenResponse, keyring: Keyring,
+               external_account_id: str | None) -> Connection:
+    seal_tokens(connection, keyring, token, keep_refresh=False)
+    connection.status = ACTIVE
+    connection.external_account_id = external_account_id
+    connection.connected_at = clock.now()
+    connection.last_refreshed_at = None
+    connection.last_error_code = None
+    connection.failure_count = 0
+    connection.cooldown_until = None
+    connection.revoked_at = None
+    connection.remote_revocation = None
+    # A refresh still running with the old grant must not store its result over the new one.
+    connection.lease_owner = None
+    connection.lease_expires_at = None
+    return connection
