@@ -1,17 +1,20 @@
 """``flask connector ...`` operator commands."""
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 
 from . import clock
-from .crypto import generate_key
+from .crypto import Keyring, generate_key
+from .errors import DecryptionError
 from .extensions import db
-from .models import AuthorizationRequest, Connection
+from .models import AuthorizationRequest, Connection, RevocationTask
 from .runtime import runtime
 
 connector = AppGroup("connector", help="OAuth connector operations.")
@@ -27,7 +30,10 @@ def generate_key_command(key_id: str | None) -> None:
 @connector.command("rotate-keys")
 @click.option("--batch-size", default=200, show_default=True)
 def rotate_keys(batch_size: int) -> None:
-    """Re-encrypt every stored token with the first key. Safe to interrupt and re-run."""
+    """Re-encrypt every stored token with the first key. Safe to interrupt and re-run.
+
+    Connections' tokens, the tokens pending remote revocations hold, and pending connects' PKCE verifiers.
+    """
     keyring = runtime().keyring
     total = 0
     while True:
@@ -50,6 +56,47 @@ def rotate_keys(batch_size: int) -> None:
         total += len(rows)
         click.echo(f"re-encrypted {total} connection(s)")
     click.echo(f"done: {total} connection(s) now use key {keyring.primary_id!r}")
+    # The token a pending remote revocation still needs, and pending connects' PKCE verifiers.
+    _rotate_column(keyring, batch_size, RevocationTask, "token_enc", RevocationTask.aad, "revocation task(s)")
+    _rotate_column(keyring, batch_size, AuthorizationRequest, "code_verifier_enc",
+                   lambda row: row.aad("code_verifier"), "authorization request(s)")
+
+
+def _rotate_column(keyring: Keyring, batch_size: int, model, column: str, aad: Callable[[object], bytes],
+                   label: str) -> None:
+    """Re-encrypt ``model.column`` with the first key, batch by batch in id order (each batch committed).
+
+    Rows already on the first key are not selected, so a re-run picks up where an interrupted one
+    stopped. A row that cannot be decrypted (its key is gone) is left as it is and counted.
+    """
+    sealed_column = getattr(model, column)
+    prefix = keyring.primary_id + "."  # a ciphertext starts with the id of the key that sealed it
+    total = skipped = 0
+    last_id = ""
+    while True:
+        rows = db.session.scalars(
+            select(model)
+            .where(sealed_column.is_not(None), func.substr(sealed_column, 1, len(prefix)) != prefix)
+            .where(model.id > last_id)
+            .order_by(model.id).limit(batch_size)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            try:
+                plain = keyring.decrypt(getattr(row, column), aad(row))
+            except DecryptionError:
+                skipped += 1
+                continue
+            setattr(row, column, keyring.encrypt(plain, aad(row)))
+            total += 1
+        last_id = rows[-1].id
+        db.session.commit()  # each batch is durable on its own
+        click.echo(f"re-encrypted {total} {label}")
+    click.echo(f"done: {total} {label} now use key {keyring.primary_id!r}")
+    if skipped:
+        click.echo(f"warning: {skipped} {label} could not be decrypted with the configured keys; left as they are",
+                   err=True)
 
 
 @connector.command("purge-requests")
@@ -63,23 +110,28 @@ def purge_requests() -> None:
 def parse_duration(value: str) -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = value[:-1], value[-1:]
-    if unit not in units or not number.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²" (which int() refuses) and other scripts' digits.
+    if unit not in units or not re.fullmatch(r"[0-9]+", number):
         raise click.BadParameter("use a number with s, m, h or d, like 10m")
-    return timedelta(seconds=int(number) * units[unit])
+    try:
+        return timedelta(seconds=int(number) * units[unit])
+    except OverflowError:
+        raise click.BadParameter("that duration is too long") from None
 
 
 @connector.command("refresh-due")
-@click.option("--within", default="10m", show_default=True, help="Refresh tokens expiring within this (30s, 10m, 1h).")
+@click.option("--within", default="10m", show_default=True, help="Refresh tokens expiring within this (30s, 10m, 1h).",
+              callback=lambda _ctx, _param, value: parse_duration(value))
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option("--limit", default=None, type=click.IntRange(1), help="Stop after this many connections.")
-def refresh_due_command(within: str, workers: int, limit: int | None) -> None:
+def refresh_due_command(within: timedelta, workers: int, limit: int | None) -> None:
     """Refresh connections whose access token expires soon. Several copies may run at once."""
     from .refresh_due import refresh_due
 
     def progress(counts) -> None:
         click.echo(f"... {sum(counts.values())} processed: " + _summary(counts), err=True)
 
-    counts = refresh_due(current_app._get_current_object(), parse_duration(within), workers, limit, progress)
+    counts = refresh_due(current_app._get_current_object(), within, workers, limit, progress)
     click.echo(f"done: {_summary(counts)}")
 
 
@@ -115,10 +167,10 @@ def token_command(user_id: str, provider: str, show: bool, min_ttl: int | None) 
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
 def retry_revocations_command(limit: int) -> None:
     """Retry remote revocations that failed earlier (bounded attempts with backoff)."""
-    from .revocation import retry_revocations
+    from .revocation import OUTCOMES, retry_revocations
 
     counts = retry_revocations(limit)
-    click.echo("done: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+    click.echo("done: " + ", ".join(f"{key} {counts.get(key, 0)}" for key in OUTCOMES))
 
 
 def init_app(app: Flask) -> None:

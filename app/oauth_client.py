@@ -104,7 +104,8 @@ def _call(action, spec: ProviderSpec) -> dict:
     except (ProviderUnavailable, ProviderError):
         raise
     except OAuthError as exc:
-        code = exc.error if isinstance(exc.error, str) and re.fullmatch(r"[A-Za-z0-9_]+", exc.error) else "provider_error"
+        valid = isinstance(exc.error, str) and re.fullmatch(r"[A-Za-z0-9_]+", exc.error)
+        code = exc.error if valid else "provider_error"
         raise ProviderError(f"provider {spec.name!r} rejected the token request: {code}", code=code[:64]) from None
     except requests.Timeout:
         raise ProviderUnavailable(f"provider {spec.name!r} timed out") from None

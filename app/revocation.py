@@ -18,7 +18,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from sqlalchemy import select
 
 from . import clock
-from .errors import ProviderUnavailable
+from .errors import DecryptionError, ProviderUnavailable, UnknownProvider
 from .extensions import db
 from .http import new_session
 from .models import REVOKED, Connection, RevocationTask, new_id, record_audit
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
 RETRY_BASE = timedelta(minutes=1)
+# What one attempt at a remote revocation can end in (``retry_revocations`` counts each).
+OUTCOMES = ("done", "pending", "failed", "not_supported")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def revoke_connection(connection: Connection, actor: Actor) -> RevocationResult:
     rt = runtime()
     spec = rt.registry.spec(connection.provider)
     task = _wipe(rt, connection, spec, actor)
-    remote = _attempt(rt, task, spec) if task else ("not_supported" if connection.remote_revocation else "none")
+    remote = _attempt(rt, task, spec) if task else (connection.remote_revocation or "none")
     return RevocationResult(connection.provider, remote)
 
 
@@ -64,28 +66,45 @@ def revoke_user_connections(user_id: str, actor: Actor) -> list[RevocationResult
 
 
 def _wipe(rt: Runtime, connection: Connection, spec: ProviderSpec | None, actor: Actor) -> RevocationTask | None:
-    """Wipe the tokens and mark revoked; keep only what remote revocation needs, in a task."""
+    """Wipe the tokens and mark revoked; keep only what remote revocation needs, in a task.
+
+    Tokens that cannot be decrypted (their key was removed) are wiped all the same: the
+    connection is revoked locally and the remote revocation is ``failed``, with no task,
+    since there is no token left to send.
+    """
     refresh = access = None
-    if connection.refresh_token_enc:
-        refresh = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
-    if connection.access_token_enc:
-        access = rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token"))
+    had_access = connection.access_token_enc is not None
+    undecryptable = False
+    try:
+        if connection.refresh_token_enc:
+            refresh = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
+        if connection.access_token_enc:
+            access = rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token"))
+    except DecryptionError:
+        refresh = access = None
+        undecryptable = True
     connection.refresh_token_enc = connection.access_token_enc = None
     connection.status = REVOKED
-    connection.revoked_at = clock.now()
+    connection.revoked_at = now = clock.now()
     connection.lease_owner = connection.lease_expires_at = None
     task = None
     style = _style(spec)
-    if style == "none" or not (refresh or access):
+    if undecryptable and style != "none":
+        log.warning("revoking %s/%s: its tokens cannot be decrypted; wiped, not revoked at the provider",
+                    connection.provider, connection.id)
+        connection.remote_revocation = "failed"
+        detail = {"remote": "failed", "error": DecryptionError.code}
+    elif style == "none" or not (refresh or access):
         connection.remote_revocation = "not_supported" if style == "none" else None
         detail = {"remote": connection.remote_revocation or "none"}
-        if style == "none" and access and connection.access_token_expires_at:
+        if style == "none" and had_access and connection.access_token_expires_at:
             detail["access_token_valid_until"] = connection.access_token_expires_at.isoformat() + "Z"
     else:
         # GitHub's grant API takes the access token; RFC 7009 prefers the refresh token (it kills the grant).
         token, hint = (access, "access_token") if style == "github_grant" or not refresh else (refresh, "refresh_token")
         task = RevocationTask(connection_id=connection.id, user_id=connection.user_id, provider=connection.provider,
-                              token_type_hint=hint, actor_type=actor.type, actor_id=actor.id, id=new_id())
+                              token_type_hint=hint, actor_type=actor.type, actor_id=actor.id, id=new_id(),
+                              created_at=now)  # ties the task to this revocation (see _revoked_by)
         task.token_enc = rt.keyring.encrypt(token, task.aad())
         db.session.add(task)
         connection.remote_revocation = "pending"
@@ -104,11 +123,17 @@ def _style(spec: ProviderSpec | None) -> str:
 
 
 def _attempt(rt: Runtime, task: RevocationTask, spec: ProviderSpec | None) -> str:
-    """One try at the provider; returns the connection's new remote_revocation status."""
+    """One try at the provider; returns the task's outcome (one of ``OUTCOMES``).
+
+    Transient provider failures are retried with backoff; a provider gone from the
+    configuration or a token that cannot be decrypted (its key was removed) will not
+    get better, so they end the task at once as ``failed``.
+    """
     error = unsupported = None
+    final = False
     try:
         if spec is None or not spec.enabled:
-            raise ProviderUnavailable("the provider is no longer configured", code="provider_not_configured")
+            raise UnknownProvider("the provider is no longer configured")
         if spec.needs_discovery:
             raise ProviderUnavailable("provider discovery failed", code="discovery_failed")
         unsupported = spec.revocation_style == "none"
@@ -116,24 +141,39 @@ def _attempt(rt: Runtime, task: RevocationTask, spec: ProviderSpec | None) -> st
             revoke_remote(spec, rt.keyring.decrypt(task.token_enc, task.aad()), task.token_type_hint, rt.timeout)
     except ProviderUnavailable as exc:
         error = exc.code
+    except (UnknownProvider, DecryptionError) as exc:
+        error, final = exc.code, True
     task.attempts += 1
     connection = db.session.get(Connection, task.connection_id)
-    if error is None or task.attempts >= MAX_ATTEMPTS:
+    owned = _revoked_by(connection, task)  # read before the task may be deleted
+    detail = {"error": error} if error else {}
+    if error is None or final or task.attempts >= MAX_ATTEMPTS:
         outcome = "not_supported" if unsupported else ("done" if error is None else "failed")
+        if unsupported:
+            detail["reason"] = "the provider offers no revocation"
         db.session.delete(task)  # the last copy of the token goes with it
     else:
         outcome = "pending"
         task.last_error = error
         task.next_attempt_at = clock.now() + RETRY_BASE * 2 ** (task.attempts - 1)
-    if connection is not None:
+    if owned:
         connection.remote_revocation = outcome
     record_audit("revoke_remote", outcome, actor_type=task.actor_type, actor_id=task.actor_id,
-                 user_id=task.user_id, provider=task.provider, attempt=str(task.attempts),
-                 **({"error": error} if error else {}))
+                 user_id=task.user_id, provider=task.provider, attempt=str(task.attempts), **detail)
     db.session.commit()
     if error:
         log.warning("remote revocation at %s failed (%s), attempt %d", task.provider, error, task.attempts)
     return outcome
+
+
+def _revoked_by(connection: Connection | None, task: RevocationTask) -> bool:
+    """Is ``connection`` still in the revocation that created ``task``?
+
+    Not when the user has connected again since (the row is active with new tokens),
+    nor when it was revoked again later (the newer revocation's task reports on it).
+    """
+    return (connection is not None and connection.status == REVOKED and connection.revoked_at is not None
+            and task.created_at >= connection.revoked_at)
 
 
 def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[float, float]) -> None:
@@ -144,7 +184,9 @@ def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[floa
             response = new_session().delete(url, json={"access_token": token},
                                             auth=(spec.client_id, spec.client_secret), timeout=timeout,
                                             headers={"Accept": "application/vnd.github+json"}, allow_redirects=False)
-            ok = response.status_code in (204, 404, 422)  # 404/422: the grant is already gone
+            # 404: the grant is already gone. GitHub documents 422 as "validation failed, or the
+            # endpoint has been spammed": not a proof of revocation, so it is retried like a 5xx.
+            ok = response.status_code in (204, 404)
         else:
             client = OAuth2Session(spec.client_id, spec.client_secret,
                                    revocation_endpoint_auth_method=spec.client_auth)
@@ -162,14 +204,19 @@ def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[floa
 
 
 def retry_revocations(limit: int = 100) -> dict[str, int]:
-    """Retry due remote revocations (``flask connector retry-revocations``)."""
+    """Retry due remote revocations (``flask connector retry-revocations``); counts per outcome."""
     rt = runtime()
-    counts = {"done": 0, "pending": 0, "failed": 0}
-    tasks = db.session.scalars(
-        select(RevocationTask).where(RevocationTask.next_attempt_at <= clock.now())
-        .order_by(RevocationTask.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
-    ).all()
-    for task in tasks:
-        counts[_attempt(rt, task, rt.registry.spec(task.provider))] += 1
+    counts = dict.fromkeys(OUTCOMES, 0)
+    now = clock.now()
+    # One task at a time, each claimed by its own SKIP LOCKED select: the row lock of a batch
+    # would end with the first task's commit and let another copy of the command take the rest.
+    for _ in range(limit):
+        task = db.session.scalars(
+            select(RevocationTask).where(RevocationTask.next_attempt_at <= now)
+            .order_by(RevocationTask.next_attempt_at).limit(1).with_for_update(skip_locked=True)
+        ).first()
+        if task is None:
+            break
+        counts[_attempt(rt, task, rt.registry.spec(task.provider))] += 1  # commits
     db.session.commit()
     return counts

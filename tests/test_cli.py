@@ -1,14 +1,19 @@
 from datetime import timedelta
+from urllib.parse import parse_qs
 
+import pytest
 from sqlalchemy import func, select
 
 from app import clock, create_app
 from app.connections import upsert_connection
 from app.extensions import db
-from app.models import AuthorizationRequest, Connection
+from app.models import AuthorizationRequest, Connection, RevocationTask, new_id
 from app.oauth_client import TokenResponse
+from app.revocation import Actor, revoke_connection
 from config import parse_encryption_keys
-from tests.conftest import KEY_1, KEY_2, base_env
+from tests.conftest import KEY_1, KEY_2, base_env, make_connection
+
+GOOGLE_REVOKE = "https://oauth2.googleapis.com/revoke"
 
 
 def _token(n: int) -> TokenResponse:
@@ -78,3 +83,76 @@ def test_purge_requests_deletes_only_expired(app, runner):
     assert "deleted 1" in runner.invoke(args=["connector", "purge-requests"]).output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(AuthorizationRequest)) == 1
+
+
+def _pending_revocations_and_connects(app, mocked_http, count: int) -> None:
+    """``count`` remote revocations left pending (provider down) and ``count`` pending connects."""
+    mocked_http.post(GOOGLE_REVOKE, status=503)
+    with app.app_context():
+        keyring = app.extensions["connector"].keyring
+        for n in range(count):
+            make_connection(app, f"user-{n}", "google", refresh=f"refresh-{n}")
+            row = db.session.scalars(select(Connection).where(Connection.user_id == f"user-{n}")).one()
+            assert revoke_connection(row, Actor("admin", "auth0|admin")).remote == "pending"
+            request = AuthorizationRequest(id=new_id(), state_hash=f"s{n}", browser_hash="b", user_id=f"user-{n}",
+                                           provider="google", return_to="r",
+                                           expires_at=clock.now() + timedelta(minutes=10))
+            request.code_verifier_enc = keyring.encrypt(f"verifier-{n}", request.aad("code_verifier"))
+            db.session.add(request)
+        db.session.add(AuthorizationRequest(id=new_id(), state_hash="no-pkce", browser_hash="b", user_id="u",
+                                            provider="github", return_to="r", expires_at=clock.now()))
+        db.session.commit()
+
+
+def test_rotate_keys_reencrypts_revocation_tasks_and_pending_connects(app, database_url, mocked_http, monkeypatch):
+    _pending_revocations_and_connects(app, mocked_http, 3)
+    rotated = _app_with_keys(f"{KEY_2},{KEY_1}", database_url)
+    with rotated.app_context():  # simulate an interrupted run that had rotated one task already
+        keyring = rotated.extensions["connector"].keyring
+        task = db.session.scalars(select(RevocationTask).order_by(RevocationTask.id)).first()
+        task.token_enc = keyring.encrypt(keyring.decrypt(task.token_enc, task.aad()), task.aad())
+        db.session.commit()
+    result = rotated.test_cli_runner().invoke(args=["connector", "rotate-keys", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert "done: 2 revocation task(s) now use key 'k2'" in result.output
+    assert "done: 3 authorization request(s) now use key 'k2'" in result.output
+    again = rotated.test_cli_runner().invoke(args=["connector", "rotate-keys"])
+    assert "done: 0 revocation task(s)" in again.output and "done: 0 authorization request(s)" in again.output
+
+    only_new = _app_with_keys(KEY_2, database_url)
+    with only_new.app_context():
+        keyring = only_new.extensions["connector"].keyring
+        requests = db.session.scalars(select(AuthorizationRequest).where(AuthorizationRequest.user_id != "u")
+                                      .order_by(AuthorizationRequest.user_id)).all()
+        assert [keyring.decrypt(r.code_verifier_enc, r.aad("code_verifier")) for r in requests] == [
+            "verifier-0", "verifier-1", "verifier-2"]
+        db.session.remove()
+    mocked_http.replace("POST", GOOGLE_REVOKE, status=200)
+    later = clock.now() + timedelta(minutes=5)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    retried = only_new.test_cli_runner().invoke(args=["connector", "retry-revocations"])
+    assert retried.exit_code == 0, retried.output
+    assert "done: done 3, pending 0, failed 0, not_supported 0" in retried.output
+    sent = [parse_qs(c.request.body)["token"][0] for c in mocked_http.calls if c.request.url == GOOGLE_REVOKE]
+    assert sorted(sent[-3:]) == ["refresh-0", "refresh-1", "refresh-2"]
+
+
+def test_rotate_keys_leaves_an_undecryptable_task_and_goes_on(app, database_url, mocked_http):
+    _pending_revocations_and_connects(app, mocked_http, 2)
+    with app.app_context():
+        task = db.session.scalars(select(RevocationTask).order_by(RevocationTask.id)).first()
+        task.token_enc = "k1." + task.token_enc.partition(".")[2][::-1]  # altered: fails to decrypt
+        db.session.commit()
+    rotated = _app_with_keys(f"{KEY_2},{KEY_1}", database_url)
+    result = rotated.test_cli_runner().invoke(args=["connector", "rotate-keys"])
+    assert result.exit_code == 0, result.output
+    assert "done: 1 revocation task(s)" in result.output
+    assert "1 revocation task(s) could not be decrypted" in result.output
+    assert "done: 2 authorization request(s)" in result.output
+
+
+@pytest.mark.parametrize("within", ["²m", "١٠m", "10", "m", "-5m", "1.5h", " 5m", "10x", "99999999999999999999d"])
+def test_refresh_due_rejects_a_malformed_duration_clearly(runner, within):
+    result = runner.invoke(args=["connector", "refresh-due", "--within", within])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
+    assert "Invalid value for '--within'" in result.output

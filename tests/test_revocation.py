@@ -8,17 +8,28 @@ import requests
 import responses
 from sqlalchemy import select
 
-from app import clock
+from app import clock, create_app
+from app.crypto import Keyring
 from app.errors import ReauthorizationRequired
 from app.extensions import db
 from app.models import AuditEvent, Connection, RevocationTask
 from app.revocation import MAX_ATTEMPTS, Actor, retry_revocations, revoke_connection, revoke_user_connections
 from app.vault import get_access_token
-from tests.conftest import make_connection
+from tests.conftest import base_env, make_connection
 
 GOOGLE_REVOKE = "https://oauth2.googleapis.com/revoke"
 GITHUB_GRANT = "https://api.github.com/applications/gh-client/grant"
 ADMIN = Actor("admin", "auth0|admin")
+LOST_KEY = Keyring([("k0", b"0" * 32)])  # a key that is not (or no longer) in TOKEN_ENCRYPTION_KEYS
+
+
+def _counts(**nonzero):
+    return {"done": 0, "pending": 0, "failed": 0, "not_supported": 0, **nonzero}
+
+
+def _later(monkeypatch, minutes=5):
+    later = clock.now() + timedelta(minutes=minutes)
+    monkeypatch.setattr(clock, "now", lambda: later)
 
 
 def _revoke(app, user_id, provider, actor=ADMIN):
@@ -68,6 +79,36 @@ def test_github_grant_api_revokes_with_basic_auth(app, mocked_http, user_id):
     assert call.request.headers["Authorization"] == expected
 
 
+@pytest.mark.parametrize("failure", [{"status": 422}, {"status": 502}, {"body": requests.ReadTimeout("slow")}])
+def test_github_grant_api_failure_is_retried(app, mocked_http, user_id, failure, monkeypatch):
+    # 422 is GitHub's "validation failed, or the endpoint has been spammed": no proof the grant is gone.
+    make_connection(app, user_id, "github", access="gho_A", refresh=None, expires_in=None)
+    mocked_http.delete(GITHUB_GRANT, **failure)
+    assert _revoke(app, user_id, "github").remote == "pending"
+    row, tasks, _ = _state(app, user_id, "github")
+    _assert_wiped(row)
+    assert len(tasks) == 1 and tasks[0].token_type_hint == "access_token"
+    mocked_http.replace(responses.DELETE, GITHUB_GRANT, status=404)  # gone by now: done
+    later = clock.now() + timedelta(minutes=5)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    with app.app_context():
+        assert retry_revocations() == _counts(done=1)
+
+
+def test_retry_takes_each_due_task_once(app, mocked_http, monkeypatch):
+    for n in range(3):
+        make_connection(app, f"auth0|u{n}", "google")
+    mocked_http.post(GOOGLE_REVOKE, status=503)
+    for n in range(3):
+        _revoke(app, f"auth0|u{n}", "google")
+    later = clock.now() + timedelta(minutes=5)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    with app.app_context():
+        assert retry_revocations(limit=2) == _counts(pending=2)  # bounded by the limit
+        assert retry_revocations() == _counts(pending=1)  # the rescheduled two are not due again
+    assert len([c for c in mocked_http.calls if c.request.url == GOOGLE_REVOKE]) == 6
+
+
 def test_provider_without_revocation_revokes_locally_and_says_so(app, mocked_http, user_id):
     make_connection(app, user_id, "spotify", expires_in=1800)
     assert _revoke(app, user_id, "spotify").remote == "not_supported"
@@ -92,12 +133,12 @@ def test_provider_failure_revokes_locally_and_retries_later(app, mocked_http, us
     with app.app_context():
         with pytest.raises(ReauthorizationRequired):  # nothing usable is left for the vault
             get_access_token(user_id, "google")
-        assert retry_revocations() == {"done": 0, "pending": 0, "failed": 0}  # not due yet
+        assert retry_revocations() == _counts()  # not due yet
     mocked_http.replace(responses.POST, GOOGLE_REVOKE, status=200)
     later = clock.now() + timedelta(minutes=5)
     monkeypatch.setattr(clock, "now", lambda: later)
     with app.app_context():
-        assert retry_revocations() == {"done": 1, "pending": 0, "failed": 0}
+        assert retry_revocations() == _counts(done=1)
     row, tasks, _ = _state(app, user_id, "google")
     assert row.remote_revocation == "done" and tasks == []
 
@@ -112,8 +153,7 @@ def test_retries_are_bounded(app, mocked_http, user_id, monkeypatch):
         monkeypatch.setattr(clock, "now", lambda now=now: now)
         with app.app_context():
             outcome = retry_revocations()
-        assert outcome == ({"done": 0, "pending": 0, "failed": 1} if attempt == MAX_ATTEMPTS
-                           else {"done": 0, "pending": 1, "failed": 0})
+        assert outcome == (_counts(failed=1) if attempt == MAX_ATTEMPTS else _counts(pending=1))
     row, tasks, events = _state(app, user_id, "google")
     assert row.remote_revocation == "failed" and tasks == []
     assert events[-1][:2] == ("revoke_remote", "failed")
@@ -124,7 +164,7 @@ def test_retry_command(app, runner, mocked_http, user_id):
     mocked_http.post(GOOGLE_REVOKE, status=503)
     _revoke(app, user_id, "google")
     result = runner.invoke(args=["connector", "retry-revocations"])
-    assert result.exit_code == 0 and "done: done 0, pending 0, failed 0" in result.output
+    assert result.exit_code == 0 and "done: done 0, pending 0, failed 0, not_supported 0" in result.output
 
 
 def test_revoke_all_of_a_users_connections(app, mocked_http, user_id):
@@ -144,3 +184,152 @@ def test_reconnect_after_revoke_is_active_again(app, mocked_http, user_id):
     make_connection(app, user_id, "spotify", access="new")
     row = _state(app, user_id, "spotify")[0]
     assert (row.status, row.revoked_at, row.remote_revocation) == ("active", None, None)
+
+
+IDP_DISCOVERY = "https://idp.test/.well-known/openid-configuration"
+
+
+class TestProviderWhoseRevocationTurnsOutUnsupported:
+    """An OIDC provider by discovery: down at revoke time (so RFC 7009 is assumed), and its metadata,
+    once it answers, names no revocation endpoint."""
+
+    @pytest.fixture
+    def env(self, tmp_path):
+        path = tmp_path / "providers.toml"
+        path.write_text('[idp]\nissuer = "https://idp.test"\nscopes = ["openid", "offline_access"]\n')
+        return base_env(CONNECTOR_PROVIDERS_FILE=str(path), IDP_CLIENT_ID="idp-id", IDP_CLIENT_SECRET="idp-secret")
+
+    def test_retry_counts_not_supported_and_finishes_the_task(self, app, runner, mocked_http, user_id,
+                                                               monkeypatch):
+        make_connection(app, user_id, "idp")
+        mocked_http.get(IDP_DISCOVERY, status=503)
+        assert _revoke(app, user_id, "idp").remote == "pending"
+        mocked_http.replace(responses.GET, IDP_DISCOVERY, json={
+            "issuer": "https://idp.test", "authorization_endpoint": "https://idp.test/auth",
+            "token_endpoint": "https://idp.test/token", "userinfo_endpoint": "https://idp.test/me"})
+        _later(monkeypatch)
+        result = runner.invoke(args=["connector", "retry-revocations"])
+        assert result.exit_code == 0, result.output
+        assert "done: done 0, pending 0, failed 0, not_supported 1" in result.output
+        row, tasks, events = _state(app, user_id, "idp")
+        assert row.remote_revocation == "not_supported" and tasks == []
+        action, outcome, _, detail = events[-1]
+        assert (action, outcome) == ("revoke_remote", "not_supported")
+        assert detail["reason"] == "the provider offers no revocation"
+        with app.app_context():  # finished: nothing is tried again
+            _later(monkeypatch, minutes=60 * 24)
+            assert retry_revocations() == _counts()
+
+
+def _pending_revocations(app, mocked_http, *user_ids):
+    mocked_http.post(GOOGLE_REVOKE, status=503)
+    for user in user_ids:
+        make_connection(app, user, "google", refresh=f"1//R-{user}")
+        assert _revoke(app, user, "google").remote == "pending"
+    mocked_http.replace(responses.POST, GOOGLE_REVOKE, status=200)
+
+
+def test_undecryptable_task_fails_for_good_and_the_run_goes_on(app, mocked_http, monkeypatch):
+    _pending_revocations(app, mocked_http, "auth0|broken", "auth0|fine")
+    with app.app_context():  # the key that sealed the first task's token was removed
+        task = db.session.scalars(select(RevocationTask).where(RevocationTask.user_id == "auth0|broken")).one()
+        task.token_enc = LOST_KEY.encrypt("1//R-auth0|broken", task.aad())
+        db.session.commit()
+    _later(monkeypatch)
+    with app.app_context():
+        assert retry_revocations() == _counts(done=1, failed=1)
+    broken, tasks, events = _state(app, "auth0|broken", "google")
+    assert broken.remote_revocation == "failed" and tasks == []
+    assert _state(app, "auth0|fine", "google")[0].remote_revocation == "done"
+    failed = [e for e in events if e[:2] == ("revoke_remote", "failed")]
+    assert len(failed) == 1 and failed[0][3]["error"] == "decryption_failed"
+
+
+def test_task_of_a_provider_removed_from_config_fails_for_good(app, mocked_http, user_id, database_url,
+                                                                monkeypatch):
+    _pending_revocations(app, mocked_http, user_id)
+    without_google = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url},
+                                env=base_env(GOOGLE_CLIENT_ID="", GOOGLE_CLIENT_SECRET=""))
+    _later(monkeypatch)
+    with without_google.app_context():
+        assert retry_revocations() == _counts(failed=1)
+        db.session.remove()
+    row, tasks, events = _state(app, user_id, "google")
+    assert row.remote_revocation == "failed" and tasks == []
+    assert events[-1][:2] == ("revoke_remote", "failed") and events[-1][3]["error"] == "unknown_provider"
+
+
+def _fields(row):
+    return (row.status, row.revoked_at, row.remote_revocation, row.access_token_enc, row.refresh_token_enc,
+            row.key_id, row.last_error_code)
+
+
+def test_pending_revocation_from_before_a_reconnect_leaves_the_new_connection_alone(app, mocked_http, user_id,
+                                                                                   monkeypatch):
+    make_connection(app, user_id, "google", access="ya29.OLD", refresh="1//OLD")
+    mocked_http.post(GOOGLE_REVOKE, status=503)
+    assert _revoke(app, user_id, "google").remote == "pending"
+    make_connection(app, user_id, "google", access="ya29.NEW", refresh="1//NEW")  # the user connects again
+    before = _fields(_state(app, user_id, "google")[0])
+    assert before[:3] == ("active", None, None)
+    mocked_http.replace(responses.POST, GOOGLE_REVOKE, status=200)
+    _later(monkeypatch)
+    with app.app_context():
+        assert retry_revocations() == _counts(done=1)
+        assert get_access_token(user_id, "google").token == "ya29.NEW"
+    row, tasks, events = _state(app, user_id, "google")
+    assert _fields(row) == before and tasks == []
+    sent = [parse_qs(c.request.body)["token"] for c in mocked_http.calls if c.request.url == GOOGLE_REVOKE]
+    assert sent[-1] == ["1//OLD"]  # the old grant is still revoked at the provider, as the user asked
+    assert events[-1][:2] == ("revoke_remote", "done")
+
+
+def test_stale_task_does_not_overwrite_a_later_revocations_status(app, mocked_http, user_id, monkeypatch):
+    make_connection(app, user_id, "google", refresh="1//OLD")
+    mocked_http.post(GOOGLE_REVOKE, status=503)
+    _revoke(app, user_id, "google")  # first revocation: its task stays pending
+    _later(monkeypatch, minutes=2)
+    make_connection(app, user_id, "google", refresh="1//NEW")
+    mocked_http.replace(responses.POST, GOOGLE_REVOKE, status=200)
+    assert _revoke(app, user_id, "google").remote == "done"  # second revocation: done at once
+    mocked_http.replace(responses.POST, GOOGLE_REVOKE, status=503)
+    with app.app_context():
+        assert retry_revocations() == _counts(pending=1)  # the first task, still failing
+    row, tasks, _ = _state(app, user_id, "google")
+    assert (row.status, row.remote_revocation) == ("revoked", "done") and len(tasks) == 1
+
+
+def _lose_key(app, user_id, provider):
+    """Re-seal a connection's tokens with a key that is not configured (as if it was removed)."""
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id,
+                                                          Connection.provider == provider)).one()
+        row.access_token_enc = LOST_KEY.encrypt("lost-access", row.aad("access_token"))
+        row.refresh_token_enc = LOST_KEY.encrypt("lost-refresh", row.aad("refresh_token"))
+        row.key_id = "k0"
+        db.session.commit()
+
+
+def test_revoking_undecryptable_tokens_still_wipes_them_and_says_remote_failed(app, mocked_http, user_id):
+    make_connection(app, user_id, "google")
+    _lose_key(app, user_id, "google")
+    assert _revoke(app, user_id, "google").remote == "failed"
+    row, tasks, events = _state(app, user_id, "google")
+    _assert_wiped(row)
+    assert row.remote_revocation == "failed" and tasks == []  # no token left to send to the provider
+    assert events == [("revoke", "revoked", "admin", {"remote": "failed", "error": "decryption_failed"})]
+    assert not [c for c in mocked_http.calls if c.request.url == GOOGLE_REVOKE]
+
+
+def test_offboarding_goes_past_a_connection_with_undecryptable_tokens(app, mocked_http, user_id):
+    mocked_http.post(GOOGLE_REVOKE, status=200)
+    make_connection(app, user_id, "github", expires_in=None)
+    make_connection(app, user_id, "google")
+    make_connection(app, user_id, "spotify")
+    _lose_key(app, user_id, "github")
+    with app.app_context():
+        results = revoke_user_connections(user_id, Actor("m2m", "client-1"))
+    assert [(r.provider, r.remote) for r in results] == [("github", "failed"), ("google", "done"),
+                                                         ("spotify", "not_supported")]
+    for provider in ("github", "google", "spotify"):
+        _assert_wiped(_state(app, user_id, provider)[0])
