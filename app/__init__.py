@@ -3,18 +3,42 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
 
 from . import log_redaction, web_errors
+from .errors import InvalidRequest
 from .extensions import db, migrate
 
 log = logging.getLogger(__name__)
+
+# C0 control characters. PostgreSQL refuses NUL in text outright (a DataError, so a 500), and no
+# path, query or form field of this service legitimately carries any of them; a form body may
+# still carry tab, CR and LF (a textarea's line breaks).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f]")
+FORM_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Blueprints that forward the request body unread: parsing it as a form here would consume it.
+OPAQUE_BODY_BLUEPRINTS = frozenset({"proxy"})
+
+
+def _has_control_characters(pattern: re.Pattern, fields) -> bool:
+    return any(pattern.search(key) or pattern.search(value) for key, value in fields.items(multi=True))
+
+
+def refuse_control_characters() -> None:
+    """Before every request: refuse control characters in the decoded path, query or form fields."""
+    if CONTROL_CHARACTERS.search(request.path) or _has_control_characters(CONTROL_CHARACTERS, request.args):
+        raise InvalidRequest("the URL contains a NUL or other control character")
+    if request.blueprint in OPAQUE_BODY_BLUEPRINTS:
+        return
+    if _has_control_characters(FORM_CONTROL_CHARACTERS, request.form):
+        raise InvalidRequest("the form contains a NUL or other control character")
 
 
 def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None = None) -> Flask:
@@ -67,6 +91,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     cli.init_app(app)
     web_errors.init_app(app)
+    app.before_request(refuse_control_characters)
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -115,10 +115,10 @@ class AccessTokenVerifier:
             raise InvalidToken("the access token is not a compact JWT")
         header = self._header(token)
         alg = header.get("alg")
-        if alg not in SAFE_ALGORITHMS:
+        if not isinstance(alg, str) or alg not in SAFE_ALGORITHMS:
             raise InvalidToken(f"token algorithm {str(alg)[:16]!r} is not allowed")
         kid = header.get("kid")
-        keys = self._jwks.key_set(kid if isinstance(kid, str) else None)
+        keys = self._jwks.key_set(kid)
         if keys is None:
             raise InvalidToken("signing keys are unavailable; try again shortly")
         # RS256 unless the key itself declares another (asymmetric) algorithm.
@@ -139,6 +139,9 @@ class AccessTokenVerifier:
         except ValueError:
             raise InvalidToken("token header is not valid") from None
         if not isinstance(header, dict):
+            raise InvalidToken("token header is not valid")
+        # RFC 7515 §4.1: these are strings; anything else is a malformed header, not a lookup key.
+        if any(name in header and not isinstance(header[name], str) for name in ("kid", "typ", "cty")):
             raise InvalidToken("token header is not valid")
         return header
 

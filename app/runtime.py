@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 from itsdangerous import Signer
@@ -57,7 +58,9 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
         raise ConfigError(f"CONNECT_ALLOWED_RETURN_URLS: {exc}") from None
     registry = ProviderRegistry(specs, credentials, timeout)
     base_url = cfg["PUBLIC_BASE_URL"]
-    secure = not (base_url.startswith("http://") and any(f"//{h}" in base_url for h in LOOPBACK_HOSTS))
+    # The same test config.py applies to PUBLIC_BASE_URL: parsed, never by substring ("http://[::1]:5000").
+    parts = urlsplit(base_url)
+    secure = not (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
     connect = ConnectContext(
         registry=registry, keyring=keyring, signer=Signer(cfg["SECRET_KEY"], salt="connector.state"),
         redirect_uri=f"{base_url}/connect/callback", timeout=timeout, secure_cookies=secure,

@@ -148,6 +148,24 @@ def test_garbage_is_rejected(verifier, token):
         verifier.verify(token)
 
 
+@pytest.mark.parametrize("header", [
+    {"alg": ["RS256"], "kid": "kid-1"},
+    {"alg": {}, "kid": "kid-1"},
+    {"alg": 256, "kid": "kid-1"},
+    {"alg": "RS256", "kid": ["kid-1"]},
+    {"alg": "RS256", "kid": {}},
+    {"alg": "RS256", "kid": 1},
+    {"alg": "RS256", "kid": "kid-1", "typ": ["JWT"]},
+    {"alg": "RS256", "kid": "kid-1", "typ": {}},
+    {"alg": "RS256", "kid": "kid-1", "cty": 5},
+])
+def test_non_string_header_members_are_rejected(verifier, header):
+    # A list or object where a string belongs once escaped as TypeError (unhashable) -> 500.
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "a", "exp": int(time.time()) + 60}
+    with pytest.raises(InvalidToken, match="not allowed|header is not valid"):
+        verifier.verify(f"{_b64(header)}.{_b64(claims)}.{_b64(b'sig')}")
+
+
 def test_jwks_url_from_discovery(auth0):
     with responses.RequestsMock() as http:
         http.get(ISSUER + ".well-known/openid-configuration",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,9 @@ from ..extensions import db
 from ..models import AuditEvent, Connection
 
 MAX_LIMIT = 200
+# ASCII only: str.isdigit()/isalnum() also accept Unicode digits ("²") that int() refuses.
+AUDIT_CURSOR_RE = re.compile(r"[0-9]{1,18}")
+ROW_ID_RE = re.compile(r"[0-9A-Za-z]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ def _decode(cursor: str) -> str:
 def _decode_connection_cursor(cursor: str) -> tuple[datetime, str]:
     stamp, sep, row_id = _decode(cursor).partition("|")
     try:
-        if not sep or not row_id.isalnum() or len(row_id) > 32:
+        if not sep or not ROW_ID_RE.fullmatch(row_id):
             raise ValueError
         return datetime.fromisoformat(stamp), row_id
     except ValueError:
@@ -129,6 +133,6 @@ def _decode_connection_cursor(cursor: str) -> tuple[datetime, str]:
 
 def _decode_audit_cursor(cursor: str) -> int:
     raw = _decode(cursor)
-    if not raw.isdigit() or len(raw) > 18:
+    if not AUDIT_CURSOR_RE.fullmatch(raw):
         raise InvalidRequest("invalid page cursor: not one this console issued")
     return int(raw)

@@ -1,6 +1,8 @@
 """Machine-to-machine endpoints (Auth0 client-credentials tokens): what jobs and Actions call."""
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, request
 from sqlalchemy import select
 
@@ -16,6 +18,10 @@ from .views import connection_json, disconnect
 bp = Blueprint("machine_api", __name__, url_prefix="/api/users")
 
 MAX_USER_ID = 255
+MAX_MIN_TTL = 86400
+# ASCII digits only: str.isdigit() also accepts "²" and other Unicode digits that int() refuses,
+# and the length bound keeps int() clear of its 4,300-digit limit.
+MIN_TTL_RE = re.compile(r"[0-9]{1,10}")
 
 
 def _check_user_id(user_id: str) -> str:
@@ -40,8 +46,8 @@ def user_token(user_id: str, provider: str) -> dict:
     raw = request.args.get("min_ttl")
     min_ttl = None
     if raw is not None:
-        if not raw.isdigit() or int(raw) > 86400:
-            raise InvalidRequest("min_ttl must be a whole number of seconds, at most 86400")
+        if not MIN_TTL_RE.fullmatch(raw) or int(raw) > MAX_MIN_TTL:
+            raise InvalidRequest(f"min_ttl must be a whole number of seconds, at most {MAX_MIN_TTL}")
         min_ttl = int(raw)
     return get_access_token(_check_user_id(user_id), provider, min_ttl=min_ttl).as_json()
 

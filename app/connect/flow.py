@@ -209,8 +209,10 @@ def _check_id_token(spec: ProviderSpec, id_token: str | None, nonce: str | None)
         claims = json.loads(jws.extract_compact(id_token.encode()).payload)
     except (JoseError, ValueError):
         raise ProviderError("the ID token is malformed", code="invalid_id_token") from None
+    if not isinstance(claims, dict):  # a JSON list, string or number is no claims set
+        raise ProviderError("the ID token is malformed", code="invalid_id_token")
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
-    if (not isinstance(claims, dict) or claims.get("nonce") != nonce or spec.client_id not in audiences
+    if (claims.get("nonce") != nonce or spec.client_id not in audiences
             or (spec.issuer is not None and claims.get("iss") != spec.issuer)):
         raise ProviderError("the ID token does not match this request", code="invalid_id_token")

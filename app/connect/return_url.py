@@ -43,7 +43,10 @@ def _split(url: str) -> SplitResult:
         raise ReturnUrlRejected("return URL must be absolute, not protocol-relative")
     if "#" in url:
         raise ReturnUrlRejected("return URL must not contain a fragment")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "Invalid IPv6 URL" for an unbalanced "[" in the host
+        raise ReturnUrlRejected("return URL is not a valid URL") from None
     if parts.scheme.lower() not in DEFAULT_PORTS:
         raise ReturnUrlRejected("return URL must use http or https")
     if not parts.netloc or not parts.hostname:

@@ -19,7 +19,10 @@ def _request_origin() -> str | None:
         return origin
     referer = request.headers.get("Referer")
     if referer:
-        parts = urlsplit(referer)
+        try:
+            parts = urlsplit(referer)
+        except ValueError:  # e.g. an unbalanced "[" in the host: not an allowed origin
+            return None
         return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
     return None
 

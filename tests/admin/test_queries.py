@@ -56,6 +56,22 @@ def test_forged_cursors_are_rejected(app, cursor):
         search_connections(ConnectionQuery(), after=cursor)
 
 
+@pytest.mark.parametrize("cursor", [
+    "wrI",  # "²": str.isdigit() is true, int() refuses it (was a 500)
+    "2aHZog",  # Arabic-Indic digits: Unicode, not ASCII
+    "MTExMTExMTExMTExMTExMTExMQ",  # 19 digits
+    "@@@", "x" * 300,
+])
+def test_forged_audit_cursors_are_rejected(app, cursor):
+    with app.app_context(), pytest.raises(InvalidRequest, match="invalid page cursor"):
+        search_audit(AuditQuery(), before=cursor)
+
+
+def test_connection_cursor_with_non_ascii_row_id_is_rejected(app):
+    with app.app_context(), pytest.raises(InvalidRequest, match="invalid page cursor"):
+        search_connections(ConnectionQuery(), after="MjAyNi0wMS0wMVQwMDowMDowMHxhYmPDqQ")
+
+
 def test_audit_pages_go_back_in_time(app):
     with app.app_context():
         for i in range(5):

@@ -99,3 +99,23 @@ def test_audit_log_filters_by_action_actor_and_time(app, client, signed_in):
     assert "No events." in future
     bad = client.get("/admin/audit", query_string={"since": "yesterday"})
     assert bad.status_code == 400 and "since: expected a date" in bad.text
+
+
+def test_audit_log_rejects_unicode_digit_cursor(client, signed_in):
+    # "wrI" decodes to "²", which str.isdigit() accepts but int() refuses: once a 500.
+    response = client.get("/admin/audit", query_string={"before": "wrI"})
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert "invalid page cursor" in response.text
+
+
+def test_control_characters_in_admin_requests_are_a_400_page(app, client, signed_in):
+    connection_id = make_connection(app, "auth0|alice", "spotify")
+    for path in ("/admin/connections?user=a%00b", "/admin/connections?provider=%00",
+                 "/admin/audit?actor=x%01", "/admin/connections/" + connection_id[:8] + "%00"):
+        response = client.get(path)
+        assert (response.status_code, response.mimetype) == (400, "text/html"), path
+        assert "control character" in response.text
+    response = client.post("/admin/users/revoke", data={"csrf_token": csrf_token(client), "user": "auth0|alice\x00"})
+    assert response.status_code == 400 and "control character" in response.text
+    with app.app_context():
+        assert db.session.get(Connection, connection_id).status == "active"

@@ -1,5 +1,7 @@
+import pytest
 from sqlalchemy import select
 
+from app.crypto import Keyring
 from app.extensions import db
 from app.models import AuditEvent, Connection
 from tests.conftest import make_connection
@@ -63,3 +65,38 @@ def test_m2m_delete_needs_permission_and_refuses_user_tokens(client, app, auth0)
     for token in (auth0.m2m_token("read:tokens"), auth0.token("auth0|bob")):
         assert client.delete("/api/users/auth0%7Cbob/connections", headers=_bearer(token)).status_code == 403
     assert _state(app, "auth0|bob", "spotify")[0].status == "active"
+
+
+@pytest.mark.parametrize("path", ["/api/connections/sp%00x", "/api/connections/sp%0Ax", "/api/connections/sp%1Fx"])
+def test_control_characters_in_path_are_400_not_a_database_error(client, app, auth0, path):
+    # On PostgreSQL a NUL reaching a query is a DataError (a 500); refused before any view runs.
+    make_connection(app, "auth0|alice", "spotify")
+    response = client.delete(path, headers=_bearer(auth0.token("auth0|alice")))
+    assert (response.status_code, response.mimetype) == (400, "application/problem+json")
+    assert response.json["code"] == "invalid_request"
+    assert "control character" in response.json["detail"]
+    row, _, events = _state(app, "auth0|alice", "spotify")
+    assert row.status == "active" and events == []
+
+
+def test_control_characters_in_query_are_400(client, auth0):
+    response = client.get("/api/connections?x=a%00b", headers=_bearer(auth0.token("auth0|alice")))
+    assert (response.status_code, response.json["code"]) == (400, "invalid_request")
+    assert "control character" in response.json["detail"]
+
+
+def test_disconnect_with_undecryptable_tokens_still_revokes(client, app, auth0, mocked_http, openapi):
+    make_connection(app, "auth0|alice", "google")
+    lost = Keyring([("k0", b"0" * 32)])  # the key that sealed the tokens was removed from the configuration
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == "auth0|alice")).one()
+        row.access_token_enc = lost.encrypt("a", row.aad("access_token"))
+        row.refresh_token_enc = lost.encrypt("r", row.aad("refresh_token"))
+        db.session.commit()
+    response = client.delete("/api/connections/google", headers=_bearer(auth0.token("auth0|alice")))
+    assert response.status_code == 200
+    assert response.json == {"provider": "google", "status": "revoked", "remote_revocation": "failed"}
+    openapi.check(response, "/api/connections/{provider}", "delete")
+    row, _, events = _state(app, "auth0|alice", "google")
+    assert row.status == "revoked" and row.access_token_enc is None and row.refresh_token_enc is None
+    assert events[-1][:2] == ("revoke", "revoked") and events[-1][3]["error"] == "decryption_failed"

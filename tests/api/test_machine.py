@@ -74,11 +74,17 @@ def test_unknown_provider_is_400(client, auth0):
     assert (response.status_code, response.json["code"]) == (400, "unknown_provider")
 
 
-@pytest.mark.parametrize("min_ttl", ["-1", "abc", "999999"])
-def test_bad_min_ttl_is_400(client, auth0, min_ttl):
+@pytest.mark.parametrize("min_ttl", ["-1", "abc", "999999", "", "1.5", "+5", " 5",
+                                     "%C2%B2",  # "²": str.isdigit() is true, int() refuses it (was a 500)
+                                     "%D9%A3",  # Arabic-Indic 3: a Unicode digit, not an ASCII one
+                                     "%EF%BC%95",  # fullwidth 5
+                                     "9" * 5000])  # past int()'s 4,300-digit limit (was a 500)
+def test_bad_min_ttl_is_400(client, auth0, min_ttl, openapi):
     response = client.post(f"/api/users/auth0%7Cu/connections/stub/token?min_ttl={min_ttl}",
                            headers=_bearer(auth0.m2m_token()))
-    assert response.status_code == 400
+    assert (response.status_code, response.json["code"]) == (400, "invalid_request")
+    assert "min_ttl must be a whole number of seconds" in response.json["detail"]
+    openapi.check(response, TOKEN_PATH, "post")
 
 
 def test_user_token_is_refused_on_machine_endpoints(client, app, auth0):
@@ -108,3 +114,15 @@ def test_missing_or_bad_bearer_is_401(client, headers, openapi):
 def test_openapi_document_is_served(client):
     response = client.get("/api/openapi.json")
     assert response.status_code == 200 and response.json["openapi"].startswith("3.1")
+
+
+@pytest.mark.parametrize("method,path", [
+    ("delete", "/api/users/auth0%7Cu/connections/sp%00x"),  # provider was never checked before the query
+    ("post", "/api/users/auth0%7Cu/connections/stub/token?min_ttl=5%00"),
+    ("get", "/api/users/auth0%7Cu%00/connections"),
+])
+def test_nul_in_machine_request_is_400(client, auth0, method, path):
+    token = auth0.m2m_token("read:connections read:tokens delete:connections")
+    response = getattr(client, method)(path, headers=_bearer(token))
+    assert (response.status_code, response.mimetype) == (400, "application/problem+json")
+    assert response.json["code"] == "invalid_request" and "control character" in response.json["detail"]

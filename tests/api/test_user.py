@@ -1,3 +1,8 @@
+import base64
+import json
+
+import pytest
+
 from tests.conftest import make_connection
 
 
@@ -43,3 +48,17 @@ def test_cors_allows_only_the_spa_origins(client, auth0):
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.test"
     evil = client.get("/api/connections", headers={"Origin": "https://evil.test", **_bearer(auth0.token())})
     assert "Access-Control-Allow-Origin" not in evil.headers
+
+
+def _segment(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("header", [{"alg": ["RS256"]}, {"alg": {}}, {"alg": "RS256", "kid": ["kid-1"]},
+                                    {"alg": "RS256", "typ": {}}])
+def test_non_string_jwt_header_is_a_401_not_a_500(client, header, openapi):
+    token = f"{_segment(header)}.{_segment({'sub': 'auth0|alice'})}.c2ln"
+    response = client.get("/api/connections", headers=_bearer(token))
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json" and response.json["code"] == "invalid_token"
+    openapi.check(response, "/api/connections", "get")

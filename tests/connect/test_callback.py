@@ -1,3 +1,4 @@
+import base64
 import logging
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -155,6 +156,26 @@ def test_id_token_with_wrong_nonce_fails(connect, app):
     assert connection_rows(app) == []
 
 
+def _raw_id_token(payload: bytes) -> str:
+    """An unsigned ID token whose payload segment is exactly ``payload``."""
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return part(b'{"alg": "RS256", "kid": "x"}') + "." + part(payload) + ".c2ln"
+
+
+@pytest.mark.parametrize("payload", [b'["nonce"]', b'"a string"', b"42", b"null", b"true", b"not json"])
+def test_id_token_whose_payload_is_not_an_object_fails(connect, app, payload):
+    params = connect.authorize_params(connect.start("google"))
+    token = dict(PROVIDER_MOCKS["google"]["token"], id_token=_raw_id_token(payload))
+    connect.mock_provider("google", token=token)
+    response = connect.callback({"code": "C", "state": params["state"], "iss": "https://accounts.google.com"})
+    outcome = _outcome(response)
+    assert (outcome["connector_status"], outcome["provider"], outcome["error"]) == ("error", "google",
+                                                                                    "invalid_id_token")
+    assert connection_rows(app) == []
+
+
 def test_provider_error_redirects_with_error_code(connect, app):
     params = connect.authorize_params(connect.start("spotify"))
     response = connect.callback({"error": "access_denied", "state": params["state"]})
@@ -218,3 +239,12 @@ def test_no_code_state_or_token_in_logs(connect, app, caplog):
     text = caplog.text + "".join(str(r.args) for r in caplog.records)
     for secret in (*SECRETS, params["state"], "spotify-secret-value", "google-secret-value"):
         assert secret not in text
+
+
+@pytest.mark.parametrize("query", ["state=a%00", "state=a&code=C%00D", "state=a&error=x%0A"])
+def test_control_characters_in_callback_query_are_a_400_page(connect, app, query):
+    response = connect.callback(query)
+    assert (response.status_code, response.mimetype) == (400, "text/html")
+    assert "Location" not in response.headers and "control character" in response.get_data(as_text=True)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert connection_rows(app) == []

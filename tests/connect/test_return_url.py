@@ -57,6 +57,9 @@ def test_allowed_urls_pass(url):
     ("https://app.test./settings/integrations", "allowlist"),
     ("https://app.test.evil.test/settings/integrations", "allowlist"),
     ("", "required"),
+    ("https://[app.test/x", "not a valid URL"),
+    ("https://app.test]/settings/integrations", "not a valid URL"),
+    ("https://[::1/settings/integrations", "not a valid URL"),
 ])
 def test_hostile_urls_are_rejected_with_reason(url, reason):
     with pytest.raises(ReturnUrlRejected) as info:
@@ -68,7 +71,8 @@ def test_origin_check_uses_allowed_origins():
     assert POLICY.origin_allowed("https://app.test")
     assert POLICY.origin_allowed("http://127.0.0.1:3000")
     for origin in ("https://evil.test", "null", None, "", "http://app.test", "https://app.test:444",
-                   "https://app.test/path", "http://127.0.0.1:3001", "https://app.test@evil.test"):
+                   "https://app.test/path", "http://127.0.0.1:3001", "https://app.test@evil.test",
+                   "https://[x", "https://[app.test", "https://app.test]"):
         assert not POLICY.origin_allowed(origin)
 
 

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import AuthorizationRequest
-from tests.conftest import RETURN_URL
+from tests.conftest import RETURN_URL, base_env
 
 
 def _request_count(app) -> int:
@@ -59,6 +59,9 @@ def test_start_refuses_machine_token(connect, app):
     ("http://app.test", None),
     (None, "https://evil.test/page"),
     (None, None),
+    ("https://[x", None),  # unparseable (unbalanced IPv6 bracket): once a 500
+    (None, "https://[x/page"),
+    (None, "https://app.test]/settings"),
 ])
 def test_start_refuses_cross_site_post(connect, app, origin, referer):
     headers = {"Referer": referer} if referer else {}
@@ -84,6 +87,15 @@ def test_start_rejects_unknown_or_disabled_provider(connect, app, provider):
 
 def test_start_rejects_return_url_off_allowlist(connect, app):
     response = connect.start(return_to="https://evil.test/settings/integrations")
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "invalid_return_url" in response.get_data(as_text=True)
+    assert _request_count(app) == 0
+
+
+@pytest.mark.parametrize("return_to", ["https://[app.test/x", "https://[app.test/settings/integrations"])
+def test_start_rejects_unparseable_return_url(connect, app, return_to):
+    response = connect.start(return_to=return_to)
     assert response.status_code == 400
     assert "Location" not in response.headers
     assert "invalid_return_url" in response.get_data(as_text=True)
@@ -116,3 +128,36 @@ def test_start_rejects_oversized_body(connect, app):
     response = connect.start(data={"access_token": "x" * 70_000, "provider": "github", "return_to": RETURN_URL})
     assert response.status_code == 413
     assert _request_count(app) == 0
+
+
+@pytest.mark.parametrize("field,value", [("provider", "github\x00"), ("return_to", RETURN_URL + "\x00"),
+                                         ("provider", "git\x1bhub")])
+def test_start_refuses_control_characters_in_form(connect, app, field, value):
+    data = {"access_token": connect.auth0.token(), "provider": "github", "return_to": RETURN_URL, field: value}
+    response = connect.start(data=data)
+    assert (response.status_code, response.mimetype) == (400, "text/html")
+    assert "control character" in response.get_data(as_text=True)
+    assert _request_count(app) == 0
+
+
+def test_start_lets_tab_cr_lf_in_form_reach_the_normal_checks(connect, app):
+    # Only the guard's own exception: tab/CR/LF in a form body go on to the view's validation.
+    response = connect.start("git\thub\r\n")
+    assert response.status_code == 400 and "unknown_provider" in response.get_data(as_text=True)
+    assert "control character" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("env,secure", [
+    (base_env(PUBLIC_BASE_URL="http://[::1]:5000"), False),  # once Secure + __Host- on plain http
+    (base_env(PUBLIC_BASE_URL="HTTP://LOCALHOST:5000"), False),
+    (base_env(PUBLIC_BASE_URL="http://localhost:5000"), False),
+    (base_env(PUBLIC_BASE_URL="http://127.0.0.1:8000/"), False),
+    (base_env(PUBLIC_BASE_URL="https://[::1]:5000"), True),
+    (base_env(PUBLIC_BASE_URL="https://connector.test"), True),
+], ids=["ipv6-loopback", "upper-case", "localhost", "ipv4-loopback", "https-ipv6", "https"])
+def test_cookie_security_follows_public_base_url(connect, app, env, secure):
+    assert app.extensions["connector"].connect.secure_cookies is secure
+    assert app.config["SESSION_COOKIE_SECURE"] is secure
+    cookie = connect.start().headers["Set-Cookie"]
+    assert cookie.startswith("__Host-connector_bind_") is secure
+    assert ("Secure" in cookie.split("; ")) is secure
