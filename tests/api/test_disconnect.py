@@ -68,11 +68,12 @@ def test_m2m_delete_needs_permission_and_refuses_user_tokens(client, app, auth0)
 
 
 @pytest.mark.parametrize("path", ["/api/connections/sp%00x", "/api/connections/sp%0Ax", "/api/connections/sp%1Fx"])
-def test_control_characters_in_path_are_400_not_a_database_error(client, app, auth0, path):
+def test_control_characters_in_path_are_400_not_a_database_error(client, app, auth0, path, openapi):
     # On PostgreSQL a NUL reaching a query is a DataError (a 500); refused before any view runs.
     make_connection(app, "auth0|alice", "spotify")
     response = client.delete(path, headers=_bearer(auth0.token("auth0|alice")))
     assert (response.status_code, response.mimetype) == (400, "application/problem+json")
+    openapi.check(response, "/api/connections/{provider}", "delete")
     assert response.json["code"] == "invalid_request"
     assert "control character" in response.json["detail"]
     row, _, events = _state(app, "auth0|alice", "spotify")
