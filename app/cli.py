@@ -99,6 +99,15 @@ def _rotate_column(keyring: Keyring, batch_size: int, model, column: str, aad: C
                    err=True)
 
 
+@connector.command("end-admin-sessions")
+@click.option("--sub", default=None, help="Only this administrator's sessions (an Auth0 sub).")
+def end_admin_sessions_command(sub: str | None) -> None:
+    """Sign administrators out everywhere at once (e.g. after taking away someone's admin role)."""
+    from .admin.sessions import end_sessions
+
+    click.echo(f"ended {end_sessions(sub)} admin session(s)")
+
+
 @connector.command("purge-requests")
 def purge_requests() -> None:
     """Delete expired pending authorization requests."""

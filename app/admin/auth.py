@@ -20,11 +20,10 @@ from ..errors import Forbidden, InvalidRequest, NotFound
 from ..extensions import db
 from ..models import record_audit
 from .blueprint import bp
-from .sessions import end_session, start_session
+from .sessions import DEMO_ADMIN_SUB, end_session, start_session
 from .throttle import FAILED, STARTED, SUCCEEDED, LoginThrottle
 
 log = logging.getLogger(__name__)
-DEMO_ADMIN_SUB = "demo|admin"
 
 
 def init_oauth(app: Flask, timeout: tuple[float, float]) -> None:

@@ -8,12 +8,15 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import delete
 
 from .. import clock
 from ..extensions import db
 from ..models import AdminSession
+
+DEMO_ADMIN_SUB = "demo|admin"
 
 
 class AdminUser(UserMixin):
@@ -48,11 +51,32 @@ def load_session(token: str) -> AdminUser | None:
     if not token or len(token) > 128:
         return None
     row = db.session.get(AdminSession, _hash(token))
-    if row is None or row.expires_at <= clock.now():
+    if row is None or row.expires_at <= clock.now() or not _may_stay(row.sub):
         return None
     return AdminUser(token, row)
+
+
+def _may_stay(sub: str) -> bool:
+    """Does the configuration still let ``sub`` in? A ``sub`` removed from ADMIN_SUBS (or demo
+    login turned off) loses its live sessions at once, not when they expire. Admins by role are
+    re-checked only at their next sign-in (the role lives in Auth0); end their sessions with
+    ``flask connector end-admin-sessions``."""
+    config = current_app.config
+    if sub == DEMO_ADMIN_SUB:
+        return bool(config["ADMIN_DEMO_LOGIN"])
+    return sub in config["ADMIN_SUBS"] or bool(config["ADMIN_ROLE_CLAIM"])
 
 
 def end_session(token: str) -> None:
     db.session.execute(delete(AdminSession).where(AdminSession.id_hash == _hash(token)))
     db.session.commit()
+
+
+def end_sessions(sub: str | None = None) -> int:
+    """End every live admin session (of ``sub`` only, when given); returns how many."""
+    statement = delete(AdminSession)
+    if sub is not None:
+        statement = statement.where(AdminSession.sub == sub)
+    count = db.session.execute(statement).rowcount
+    db.session.commit()
+    return count

@@ -129,3 +129,20 @@ def test_admin_pages_send_strict_security_headers(client, signed_in):
         assert "default-src 'none'" in csp
         assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
         assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_an_admin_removed_from_the_allowlist_loses_live_sessions(app, client, signed_in):
+    assert client.get("/admin/connections").status_code == 200
+    app.config["ADMIN_ROLE_CLAIM"] = None  # admins by allowlist only: the list is checked on every request
+    app.config["ADMIN_SUBS"] = ["auth0|someone-else"]
+    assert client.get("/admin/connections").status_code == 302
+    app.config["ADMIN_SUBS"] = [ADMIN_SUB]
+    assert client.get("/admin/connections").status_code == 200  # the session row itself was not deleted
+
+
+def test_end_admin_sessions_signs_everyone_out(app, client, signed_in):
+    runner = app.test_cli_runner()
+    assert "ended 0 admin session(s)" in runner.invoke(args=["connector", "end-admin-sessions", "--sub", "x"]).output
+    assert client.get("/admin/connections").status_code == 200
+    assert "ended 1 admin session(s)" in runner.invoke(args=["connector", "end-admin-sessions"]).output
+    assert client.get("/admin/connections").status_code == 302 and _sessions(app) == 0
