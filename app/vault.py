@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from . import clock, oauth_client
 from .connections import seal_tokens
@@ -252,19 +253,42 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         _release(connection, owner)
         db.session.commit()
         raise
-    if not _hold(connection_id, owner, rt.vault):
-        raise _lost(connection_id)
-    seal_tokens(connection, rt.keyring, token, keep_refresh=True)
-    connection.last_refreshed_at = clock.now()
-    connection.last_error_code = None
-    connection.failure_count = 0
-    connection.cooldown_until = None
-    _release(connection, owner)
-    # What we just stored, taken before the commit expires the row (no re-read, no decrypt).
-    result = AccessToken(token.access_token, connection.token_type or "Bearer", connection.access_token_expires_at,
-                         tuple(connection.scope_list))
-    db.session.commit()  # new tokens and the lease release land together
-    return result
+    return _store(rt, connection, owner, token)
+
+
+STORE_ATTEMPTS = 3
+
+
+def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.TokenResponse) -> AccessToken:
+    """Write the new tokens and release the lease in one transaction.
+
+    A provider that rotates has already invalidated the refresh token we hold, so a failed write
+    (SQLite busy past its timeout, a dropped database connection) is tried again before giving up:
+    losing the new refresh token would cost the user their grant."""
+    connection_id, provider = connection.id, connection.provider
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            if not _hold(connection_id, owner, rt.vault):
+                raise _lost(connection_id)
+            seal_tokens(connection, rt.keyring, token, keep_refresh=True)
+            connection.last_refreshed_at = clock.now()
+            connection.last_error_code = None
+            connection.failure_count = 0
+            connection.cooldown_until = None
+            _release(connection, owner)
+            # What we just stored, taken before the commit expires the row (no re-read, no decrypt).
+            result = AccessToken(token.access_token, connection.token_type or "Bearer",
+                                 connection.access_token_expires_at, tuple(connection.scope_list))
+            db.session.commit()  # new tokens and the lease release land together
+            return result
+        except DBAPIError as exc:
+            db.session.rollback()
+            log.warning("storing the refreshed tokens of %s/%s failed (%s), attempt %d of %d", provider,
+                        connection_id, type(exc.orig).__name__, attempt, STORE_ATTEMPTS)
+            if attempt == STORE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 def spec_reauth_codes(rt: Runtime, provider: str) -> tuple[str, ...]:

@@ -294,3 +294,26 @@ def test_the_lease_is_not_taken_during_a_cooldown(app, user_id):
         row.cooldown_until = clock.now() - timedelta(seconds=1)
         db.session.commit()
         assert _try_lease(row.id, "late-caller", runtime().vault)
+
+
+def test_a_failed_write_of_rotated_tokens_is_tried_again(app, stub, user_id, expired, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from app import vault
+
+    real_seal, calls = vault.seal_tokens, []
+
+    def busy_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # as a commit that hits SQLite's busy timeout would
+            raise OperationalError("UPDATE connections ...", {}, Exception("database is locked"))
+        return real_seal(*args, **kwargs)
+
+    monkeypatch.setattr(vault, "seal_tokens", busy_once)
+    with app.app_context():
+        token = get_access_token(user_id, "stub")
+    assert len(calls) == 2 and stub.state.refresh_calls == 1
+    new_refresh = _stored_refresh(app, user_id)
+    assert new_refresh != expired and stub.state.refresh_tokens[new_refresh]  # the rotated one was kept
+    row = _row(app, user_id)
+    assert row.lease_owner is None and token.token in stub.state.access_tokens
