@@ -11,6 +11,9 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -158,12 +161,22 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         raise ConfigError(f"CONNECTOR_PROVIDERS_FILE: no such file {providers_file!r}")
 
     jwks_url = env.get("AUTH0_JWKS_URL", "").strip() or None
-    if jwks_url and urlsplit(jwks_url).scheme not in ("http", "https"):
+    if jwks_url and (urlsplit(jwks_url).scheme not in ("http", "https") or not urlsplit(jwks_url).hostname):
         raise ConfigError(f"AUTH0_JWKS_URL: expected an absolute URL, got {jwks_url!r}")
+
+    database_url = env.get("DATABASE_URL", "").strip() or None
+    if database_url:
+        try:
+            make_url(database_url).get_dialect()
+        except ArgumentError:  # (our own messages: SQLAlchemy's may echo the URL, password included)
+            raise ConfigError("DATABASE_URL: not a database URL; use dialect+driver://user:pass@host/db") from None
+        except NoSuchModuleError:
+            raise ConfigError("DATABASE_URL: unknown database dialect or driver "
+                              "(e.g. postgresql+psycopg://..., sqlite:///path)") from None
 
     return {
         "SECRET_KEY": secret_key,
-        "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL", "").strip() or None,
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "PUBLIC_BASE_URL": base_url,
         "AUTH0_ISSUER": _issuer(env, demo_issuer),
         "AUTH0_AUDIENCE": audience,

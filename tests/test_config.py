@@ -41,12 +41,15 @@ def test_domain_becomes_issuer_with_trailing_slash():
     ({"ADMIN_CLIENT_ID": "console", "ADMIN_CLIENT_SECRET": "s"}, "ADMIN_SUBS"),
     ({"TRUSTED_PROXY_HOPS": "-1"}, "TRUSTED_PROXY_HOPS"),
     ({"TRUSTED_PROXY_HOPS": "lots"}, "TRUSTED_PROXY_HOPS"),
+    ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgres://u:secret@db/x"}, "DATABASE_URL"),  # SQLAlchemy knows no "postgres" dialect
+    ({"AUTH0_JWKS_URL": "https://"}, "AUTH0_JWKS_URL"),
 ])
 def test_bad_setting_names_the_variable(change, variable):
     with pytest.raises(ConfigError) as info:
         load_config(base_env(**change))
     assert str(info.value).startswith(variable + ":")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "secret" not in str(info.value)
 
 
 def test_duplicate_key_ids_are_rejected():
