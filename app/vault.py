@@ -110,6 +110,18 @@ def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
     return result.rowcount == 1
 
 
+def _commit_keeping(connection: Connection) -> None:
+    """Commit without expiring ``connection``: while we hold its lease no one else writes its tokens
+    (a revoke or a reconnect takes the lease away, which ``_hold`` sees before we write), so the
+    values we read stay good and need no second SELECT after the provider call."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 def _release(connection: Connection, owner: str) -> None:
     if connection.lease_owner == owner:
         connection.lease_owner = None
@@ -187,13 +199,11 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
 def refresh_claimed(connection_id: str, owner: str) -> str:
     """Refresh a connection whose lease ``owner`` already holds (batch refresh); returns the outcome."""
     rt = runtime()
-    # The batch was leased at once and earlier rows may have been slow: renew before the call.
-    held = _hold(connection_id, owner, rt.vault)
-    db.session.commit()
-    if not held:
-        return "skipped"
-    connection = db.session.get(Connection, connection_id)
+    # The batch was leased at once and earlier rows may have been slow: renew before the call
+    # (committed with the read below, before the provider call).
+    connection = db.session.get(Connection, connection_id) if _hold(connection_id, owner, rt.vault) else None
     if connection is None:
+        db.session.commit()
         return "skipped"
     try:
         _refresh_under_lease(rt, connection, owner, connection.access_token_enc)
@@ -231,8 +241,8 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
     try:
         spec = rt.registry.get(connection.provider)
         refresh_token = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
-        scopes = tuple(connection.scope_list)  # read before the commit expires the row
-        db.session.commit()  # no transaction stays open while the provider answers
+        scopes = tuple(connection.scope_list)
+        _commit_keeping(connection)  # no transaction stays open while the provider answers
         token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
     except ProviderError as exc:
         if not _hold(connection_id, owner, rt.vault):
