@@ -1,15 +1,18 @@
 """Keep codes, state and tokens out of access logs.
 
-The dev server (werkzeug) and gunicorn's access log print the request line; an
-OAuth callback's query string carries the authorization code and state, so the
-query string of every logged request line is replaced.
+The dev server (werkzeug) and gunicorn's access and error logs print the request line;
+an OAuth callback's query string carries the authorization code and state, so every
+query string in their messages is replaced. (A custom gunicorn access-log format that
+prints the query on its own, ``%(q)s``, defeats this: do not use it.)
 """
 from __future__ import annotations
 
 import logging
 import re
 
-QUERY_RE = re.compile(r"\?[^\s\"]*")
+# In a request line the query runs up to " HTTP/" (werkzeug decodes %22 and %20 into the path it logs,
+# so a quote or a space does not end it); elsewhere (a Referer, an error message) up to whitespace.
+QUERY_RE = re.compile(r"\?(?:(?! HTTP/).)*(?= HTTP/\d)|\?\S*")
 
 
 class RedactQueryStrings(logging.Filter):
@@ -21,7 +24,7 @@ class RedactQueryStrings(logging.Filter):
 
 
 def install() -> None:
-    for name in ("werkzeug", "gunicorn.access"):
+    for name in ("werkzeug", "gunicorn.access", "gunicorn.error"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactQueryStrings) for f in logger.filters):
             logger.addFilter(RedactQueryStrings())

@@ -111,7 +111,7 @@ def _call(action, spec: ProviderSpec) -> dict:
         raise ProviderUnavailable(f"provider {spec.name!r} timed out") from None
     except requests.RequestException as exc:
         raise ProviderUnavailable(f"provider {spec.name!r} is unreachable ({type(exc).__name__})") from None
-    except (ValueError, TypeError):  # Authlib reading a malformed field, e.g. "expires_in": "soon"
+    except (ValueError, TypeError, OverflowError):  # Authlib reading a malformed field ("expires_in": "soon", 1e999)
         raise ProviderUnavailable(f"provider {spec.name!r} answered a malformed token response") from None
 
 

@@ -119,6 +119,8 @@ def test_invalid_grant_marks_needs_reauth_and_stops_refreshing(app, stub, user_i
      "provider_unavailable"),
     ((200, '{"access_token": "a", "refresh_token": "r", "expires_in": {}}', {"Content-Type": "application/json"}),
      "provider_unavailable"),
+    ((200, '{"access_token": "a", "refresh_token": "r", "expires_in": 1e999}', {"Content-Type": "application/json"}),
+     "provider_unavailable"),
 ])
 def test_transient_failure_keeps_connection_and_backs_off(app, stub, user_id, expired, failure, code):
     stub.state.failure = failure

@@ -284,7 +284,7 @@ def database(tmp_path_factory, e2e_requirements) -> str:
 @dataclass
 class Service:
     base_url: str
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # secrets: keep them out of assertion output
     database_url: str
     log_path: Path
     proc: subprocess.Popen | None = field(default=None, repr=False)
@@ -554,7 +554,7 @@ def user_token(auth0, spa):
                 location = urljoin(r.url, r.headers["Location"])
                 if location.startswith(spa.redirect_uri):
                     got = dict(parse_qsl(urlsplit(location).query))
-                    assert got.get("state") == state and "code" in got, got
+                    assert got.get("state") == state and "code" in got, sorted(got)  # names, not values
                     break
                 r = session.get(location, allow_redirects=False, timeout=10)
                 continue

@@ -146,7 +146,7 @@ def token_request(party, client, data):
 def code_flow(provider, kind="basic", **kw):
     client = provider.clients[kind]
     got, verifier, state = authorize(provider, client["client_id"], provider.redirect_uri, **kw)
-    assert got["state"] == state and got["iss"] == provider.issuer, got  # RFC 9207
+    assert got["state"] == state and got["iss"] == provider.issuer, sorted(got)  # RFC 9207; names, not values
     r = token_request(provider, client, {"grant_type": "authorization_code", "code": got["code"],
                                          "redirect_uri": provider.redirect_uri, "code_verifier": verifier})
     assert r.status_code == 200, r.text
@@ -242,7 +242,7 @@ def test_code_flow_with_refresh_rotation_and_reuse_detection(provider):
     rt0 = tokens["refresh_token"]
     r1 = refresh(provider, "basic", rt0).json()
     r2 = refresh(provider, "basic", r1["refresh_token"]).json()
-    assert len({rt0, r1["refresh_token"], r2["refresh_token"]}) == 3
+    assert len({rt0, r1["refresh_token"], r2["refresh_token"]}) == 3, "a refresh did not rotate"
     assert api_me(provider, r2["access_token"]).status_code == 200
 
     # Replaying a rotated refresh token fails and revokes the whole grant.
