@@ -201,6 +201,7 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
     rt = runtime()
     # The batch was leased at once and earlier rows may have been slow: renew before the call
     # (committed with the read below, before the provider call).
+    db.session.expire_all()  # read the row as it is now, not as this session last saw it
     connection = db.session.get(Connection, connection_id) if _hold(connection_id, owner, rt.vault) else None
     if connection is None:
         db.session.commit()
