@@ -88,6 +88,21 @@ class AuthorizationRequest(db.Model):
         return associated_data("authorization_request", self.id, self.user_id, self.provider, field)
 
 
+class AdminSignInState(db.Model):
+    """An admin sign-in in progress: what Authlib keeps between the redirect to Auth0 and the
+    callback (state, nonce, PKCE verifier, redirect URI), encrypted here rather than readable in the
+    browser's session cookie, which only records that this sign-in exists."""
+
+    __tablename__ = "admin_sign_in_states"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value_enc: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+    def aad(self) -> bytes:
+        return associated_data("admin_sign_in_state", self.key_hash, "value")
+
+
 class RevocationTask(db.Model):
     """A remote revocation still to do. Holds the one token needed for it, encrypted, and is
     deleted (token and all) when the provider confirms or the attempts run out."""

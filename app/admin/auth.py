@@ -21,6 +21,7 @@ from ..extensions import db
 from ..models import record_audit
 from .blueprint import bp
 from .sessions import DEMO_ADMIN_SUB, end_session, start_session
+from .sign_in_state import SignInStateStore
 from .throttle import FAILED, STARTED, SUCCEEDED, LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def init_oauth(app: Flask, timeout: tuple[float, float]) -> None:
     # One registry per app: Authlib caches the tenant's metadata and keys on the client.
-    oauth = app.extensions["admin_oauth"] = OAuth(app)
+    oauth = app.extensions["admin_oauth"] = OAuth(app, cache=SignInStateStore())
     if not app.config["ADMIN_CLIENT_ID"]:
         return
     issuer = app.config["AUTH0_ISSUER"]

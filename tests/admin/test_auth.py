@@ -146,3 +146,23 @@ def test_end_admin_sessions_signs_everyone_out(app, client, signed_in):
     assert client.get("/admin/connections").status_code == 200
     assert "ended 1 admin session(s)" in runner.invoke(args=["connector", "end-admin-sessions"]).output
     assert client.get("/admin/connections").status_code == 302 and _sessions(app) == 0
+
+
+def test_sign_in_state_is_kept_server_side_and_encrypted(app, admin_login):
+    import base64
+    import zlib
+
+    from app.models import AdminSignInState
+
+    params = admin_login.start()
+    cookie = admin_login.client.get_cookie("__Host-connector_admin").value  # Flask: [.]payload.time.signature
+    payload = cookie.lstrip(".").split(".")[0]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    session_text = (zlib.decompress(raw) if cookie.startswith(".") else raw).decode()
+    assert params["nonce"] not in session_text and "code_verifier" not in session_text
+    with app.app_context():
+        rows = db.session.scalars(select(AdminSignInState)).all()
+        assert len(rows) == 1 and params["nonce"] not in rows[0].value_enc  # sealed, not plain JSON
+    assert admin_login.complete(params).status_code == 302  # the callback finds it ...
+    with app.app_context():
+        assert db.session.scalars(select(AdminSignInState)).all() == []  # ... and it is used once
