@@ -71,8 +71,8 @@ def _fully_decoded(segment: str) -> str:
 
 def target_url(base_url: str, raw_path: str, query: bytes) -> str:
     """Join a client-supplied path onto the API base URL, refusing anything that could leave it."""
-    if "\\" in raw_path or any(ord(ch) < 33 or ord(ch) == 127 for ch in raw_path):
-        raise InvalidRequest("the proxied path contains a backslash, whitespace or control character")
+    if any(ch in "\\?#" or ord(ch) < 33 or ord(ch) == 127 for ch in raw_path):  # "?", "#": never in a path
+        raise InvalidRequest("the proxied path contains a backslash, ?, #, whitespace or a control character")
     lowered = raw_path.lower()
     if raw_path.startswith("/") or "//" in raw_path or "%2f" in lowered or "%5c" in lowered:
         raise InvalidRequest("the proxied path must be relative to the provider's API")
