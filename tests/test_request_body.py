@@ -6,6 +6,7 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -176,3 +177,18 @@ def test_under_gunicorn_an_oversized_chunked_body_is_413_and_nothing_is_forwarde
     assert status == 413
     log = gunicorn.log.read_text()
     assert "Traceback" not in log and "[ERROR]" not in log, log[-3000:]
+
+
+def test_every_route_that_takes_a_body_refuses_an_oversized_chunked_one(app, client):
+    """Not only the proxy and /connect/start: whatever reads a body (forms, Flask-WTF, JSON) reads it bounded."""
+    routes = [rule for rule in app.url_map.iter_rules()
+              if rule.methods & {"POST", "PUT", "PATCH", "DELETE"} and not rule.rule.startswith("/api/proxy/")]
+    assert any(rule.rule == "/connect/start" for rule in routes)
+    for rule in routes:
+        path = re.sub(r"<[^>]+>", "x", rule.rule)  # any value: the body is refused before it matters
+        method = sorted(rule.methods & {"POST", "PUT", "PATCH", "DELETE"})[0]
+        response = client.open(path, method=method, input_stream=io.BytesIO(b"a=" + b"x" * FORM_LIMIT),
+                               environ_overrides={"wsgi.input_terminated": True},
+                               headers={"Transfer-Encoding": "chunked", "Origin": APP_ORIGIN,
+                                        "Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 413, (method, rule.rule, response.status_code)
