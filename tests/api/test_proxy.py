@@ -303,3 +303,25 @@ def _documented_as_the_providers(openapi, response, method: str) -> None:
     spec = responses.get(str(response.status_code)) or responses["default"]
     assert spec["headers"][UPSTREAM]["schema"]["enum"] == ["provider"]
     assert response.status_code == 304 or "*/*" in spec["content"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_proxy_answers_conform_to_the_document(app, auth0, stub, connected, openapi, method):
+    """Schemathesis, bounded: generated paths, queries, headers and bodies against a real connection."""
+    import schemathesis
+    from hypothesis import HealthCheck
+    from schemathesis import checks
+
+    operation = schemathesis.openapi.from_dict(openapi.document)[PROXY_PATH][method]
+    token = auth0.token("auth0|alice")
+    conformance = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+                   checks.response_headers_conformance, checks.response_schema_conformance]
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(case=operation.as_strategy())
+    def conforms(case):
+        case.path_parameters["provider"] = "stub"
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+        case.validate_response(case.call(app=app), checks=conformance)
+
+    conforms()
