@@ -161,9 +161,11 @@ def _token_after_401(user_id: str, provider: str, refused: AccessToken) -> Acces
 
     Another request may already have replaced it: then that one, without a refresh. Otherwise one
     forced refresh, unless the connection's token was refreshed within the last
-    ``FORCED_REFRESH_INTERVAL``: a provider that refuses a token minutes old will refuse the next
-    one too, and every refresh costs a grant at the operator's client (rate limits, rotation). The
-    connection row's ``last_refreshed_at`` is that shared record, so the limit holds across workers.
+    ``FORCED_REFRESH_INTERVAL``: a provider that refuses a token less than a minute old will refuse
+    the next one too, and every refresh is a grant with the operator's client credentials (rate
+    limits) that rotates the refresh token. The connection row's ``last_refreshed_at`` is the shared
+    record, so the limit holds across workers and processes. (Two requests refused at the same
+    instant may both force; the vault's single-flight lease then makes that one refresh.)
     """
     current = get_access_token(user_id, provider)
     if current.token != refused.token:
