@@ -165,7 +165,8 @@ def _token_after_401(user_id: str, provider: str, refused: AccessToken) -> Acces
     the next one too, and every refresh is a grant with the operator's client credentials (rate
     limits) that rotates the refresh token. The connection row's ``last_refreshed_at`` is the shared
     record, so the limit holds across workers and processes. (Two requests refused at the same
-    instant may both force; the vault's single-flight lease then makes that one refresh.)
+    instant may both pass this check; the vault's single-flight lease makes them share one refresh
+    unless the first has already finished.)
     """
     current = get_access_token(user_id, provider)
     if current.token != refused.token:
