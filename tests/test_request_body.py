@@ -75,6 +75,14 @@ def test_a_chunked_proxy_body_past_the_limit_is_413_and_not_forwarded(app, clien
     assert response.status_code == 200 and stub.state.api_requests[-1]["body"] == b"y" * 1000
 
 
+def test_the_proxy_takes_bodies_up_to_its_own_limit_not_the_forms(app, client, auth0, stub, connected):
+    body = b"a=" + b"x" * (2 * FORM_LIMIT)  # a form-encoded body, over 64 KiB, under PROXY_MAX_BODY_BYTES
+    headers = {"Authorization": f"Bearer {auth0.token('auth0|alice')}",
+               "Content-Type": "application/x-www-form-urlencoded"}
+    response = _chunked(client, "/api/proxy/stub/items", body, **headers)
+    assert response.status_code == 200 and stub.state.api_requests[-1]["body"] == body
+
+
 def test_a_chunked_connect_form_past_the_limit_is_413_not_cut(client, auth0):
     headers = {"Origin": APP_ORIGIN, "Content-Type": "application/x-www-form-urlencoded"}
     response = _chunked(client, "/connect/start", _connect_form(auth0, FORM_LIMIT), **headers)
