@@ -15,6 +15,7 @@ from config import load_config
 from . import log_redaction, web_errors
 from .errors import InvalidRequest
 from .extensions import db, migrate
+from .request_body import BoundedRequest
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def refuse_control_characters() -> None:
 def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None = None) -> Flask:
     """Build the app from ``env`` (default: the process environment); ``test_config`` overrides."""
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = BoundedRequest  # a body past max_content_length is 413 whatever its framing
     testing = bool(test_config and test_config.get("TESTING"))
     app.config.update(load_config(env, testing=testing))
     if test_config:
@@ -75,7 +77,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     # The SPA calls the JSON API from its own origin with a bearer token (never cookies).
     CORS(app, resources={r"/api/*": {"origins": sorted(app.extensions["connector"].return_urls.origins)}},
          supports_credentials=False, allow_headers=["Authorization", "Content-Type", "Accept"],
-         expose_headers=["Retry-After", "ETag", "Link"], max_age=600)
+         expose_headers=["Retry-After", "ETag", "Link", "Connector-Upstream"], max_age=600)
     from . import admin
 
     rt = app.extensions["connector"]
