@@ -23,7 +23,7 @@ from ..models import record_audit
 from .blueprint import bp
 from .sessions import DEMO_ADMIN_SUB, end_session, start_session
 from .sign_in_state import SignInStateStore
-from .throttle import FAILED, STARTED, SUCCEEDED, LoginThrottle
+from .throttle import FAILED, STARTED, SUCCEEDED, LoginThrottle, remember_device, throttle_key
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _throttle() -> LoginThrottle:
 
 
 def _client() -> str:
-    return request.remote_addr or "unknown"
+    return throttle_key()
 
 
 def _begin(sub: str, name: str | None) -> Response:
@@ -74,7 +74,9 @@ def _begin(sub: str, name: str | None) -> Response:
     session.permanent = True
     record_audit("admin_login", "succeeded", actor_type="admin", actor_id=sub)
     _throttle().record(_client(), SUCCEEDED)
-    return redirect(url_for("admin.connections"))
+    response = redirect(url_for("admin.connections"))
+    remember_device(response)
+    return response
 
 
 def _fail(reason: str, sub: str | None = None) -> None:
@@ -125,6 +127,10 @@ def check_audience(claims: Mapping, client_id: str) -> None:
         raise InvalidToken("the ID token was issued to another party (azp)")
 
 
+def _started_here(tenant, state: str | None) -> bool:
+    return bool(state) and len(state) <= 256 and tenant.framework.get_state_data(session, state) is not None
+
+
 def _sign_in_state(tenant, state: str | None) -> dict:
     """The pending sign-in ``state`` names, if this browser started it; consumed only then.
 
@@ -169,12 +175,15 @@ def _exchange(tenant, state_data: dict) -> dict:
 def callback() -> Response:
     if not current_app.config["ADMIN_CLIENT_ID"]:
         raise NotFound("admin sign-in through Auth0 is not configured (ADMIN_CLIENT_ID)")
-    _throttle().check(_client())
+    tenant = _tenant()
+    if not _started_here(tenant, request.args.get("state")):
+        # A browser back from a sign-in it started (already counted then) is not held up by
+        # failures that others caused since; everything else is.
+        _throttle().check(_client())
     error = request.args.get("error")
     if error:
         _fail("oauth_error")
         raise InvalidRequest(f"sign-in failed: {error[:64]}")
-    tenant = _tenant()
     try:
         claims = _exchange(tenant, _sign_in_state(tenant, request.args.get("state")))
     except InvalidToken as exc:
