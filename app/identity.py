@@ -94,12 +94,12 @@ def json_segment(segment: str, what: str) -> dict:
     return value
 
 
-def parse_compact(token: object) -> tuple[dict, dict]:
+def parse_compact(token: object, what: str = "access token") -> tuple[dict, dict]:
     """The header and claims of a compact JWS (not yet verified), checked for shape only."""
     if not isinstance(token, str) or not token:
-        raise InvalidToken("an Auth0 access token is required")
+        raise InvalidToken(f"an Auth0 {what} is required")
     if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
-        raise InvalidToken("the access token is not a compact JWT")
+        raise InvalidToken(f"the {what} is not a compact JWT")
     header_segment, payload_segment, _ = token.split(".")
     header = json_segment(header_segment, "header")
     if any(name in header and not isinstance(header[name], str) for name in _STRING_HEADERS):

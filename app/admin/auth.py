@@ -158,7 +158,7 @@ def _exchange(tenant, state_data: dict) -> dict:
     id_token = token.get("id_token") if isinstance(token, dict) else None
     if not isinstance(id_token, str):
         raise InvalidToken("no ID token in the response")
-    parse_compact(id_token)  # our shape rules first: the JOSE library never sees a hostile structure
+    parse_compact(id_token, "ID token")  # our shape rules first: the JOSE library never sees a hostile structure
     try:
         claims = tenant.parse_id_token(token, nonce=state_data["nonce"], claims_options=_claims_options())
     except (JoseError, ValueError, TypeError, KeyError, AttributeError) as exc:
