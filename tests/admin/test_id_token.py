@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, func, select
 
 from app.extensions import db
-from app.models import AdminSession, AuditEvent
+from app.models import AdminLoginAttempt, AdminSession, AuditEvent
 from tests.admin.conftest import ADMIN_CLIENT_ID, ADMIN_SUB, TOKEN_URL
 from tests.conftest import ISSUER
+from tests.jose_strategies import tokens
 from tests.test_identity import NESTED, signed
 
 
@@ -116,3 +119,17 @@ def test_a_name_that_is_not_text_is_dropped_not_stored(app, admin_login):
     assert _sign_in(admin_login, name=["Operator"], email={"x": 1}).status_code == 302
     with app.app_context():
         assert db.session.scalars(select(AdminSession)).one().name is None
+
+
+@settings(max_examples=10, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(data=st.data())
+def test_generated_id_tokens_are_never_a_server_error(app, admin_login, data):
+    with app.app_context():  # every example fails: start each with a fresh throttle count
+        db.session.execute(delete(AdminLoginAttempt))
+        db.session.commit()
+    params = admin_login.start()
+    id_token = data.draw(tokens(admin_login.auth0.key))
+    response = _answer(admin_login, params, json={"access_token": "at", "token_type": "Bearer", "id_token": id_token})
+    assert response.status_code == 400 and "sign-in failed" in response.text, response.text
