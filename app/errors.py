@@ -38,6 +38,18 @@ class InvalidToken(ConnectorError):
     status, code, title = 401, "invalid_token", "The access token is missing or invalid"
 
 
+class SigningKeysUnavailable(ConnectorError):
+    """The Auth0 tenant's signing keys could not be fetched: tokens cannot be checked right now.
+
+    Not a 401: the caller's token may well be good, and a 401 tells an SPA its user is signed out."""
+
+    status, code, title = 503, "signing_keys_unavailable", "Access tokens cannot be checked right now"
+
+    def __init__(self, description: str | None = None, *, retry_after: float | None = None):
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 class Forbidden(ConnectorError):
     status, code, title = 403, "forbidden", "Not allowed"
 

@@ -1,24 +1,33 @@
 """Verification of Auth0 access tokens (RFC 8725) and the principals they name.
 
 Keys come only from the configured JWKS; key-bearing headers (jku, jwk, x5u) are
-never followed. An unknown ``kid`` refetches the JWKS at most once per cooldown.
+never followed. An unknown ``kid`` refetches the JWKS at most once per cooldown, and the
+fetch runs outside the cache's lock: a token whose key is already cached never waits for it.
+
+A token is outside input of any shape: ``parse_compact`` reads its header and payload with
+our own strict rules (base64url, UTF-8, bounded nesting, no duplicate members, finite numbers)
+before the JOSE library sees it, and every way it can be wrong ends as ``InvalidToken``.
 """
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
-from joserfc import jwt
+from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import Key, KeySet
+from joserfc.jws import JWSRegistry
 
-from .errors import InvalidToken
+from .errors import InvalidToken, SigningKeysUnavailable
 from .http import get_json, new_session
 
 log = logging.getLogger(__name__)
@@ -27,8 +36,98 @@ log = logging.getLogger(__name__)
 SAFE_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 DEFAULT_ALGORITHM = "RS256"
 MAX_TOKEN_LENGTH = 16 * 1024
+MAX_NESTING = 16
 LEEWAY_SECONDS = 30
 JWKS_MAX_AGE = 3600.0
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+# RFC 7515 §4.1: these header members are strings when present.
+_STRING_HEADERS = ("alg", "kid", "typ", "cty")
+_REGISTRIES = {alg: JWSRegistry(algorithms=[alg]) for alg in SAFE_ALGORITHMS}
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):  # RFC 7515 §5.2: reject, or parsers disagree on which one counts
+        raise ValueError("duplicate member")
+    return result
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError("number out of range")
+    return value
+
+
+def _no_constant(text: str):  # NaN, Infinity, -Infinity are not JSON
+    raise ValueError(f"{text} is not JSON")
+
+
+def _nesting_ok(value: object, limit: int = MAX_NESTING) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def json_segment(segment: str, what: str) -> dict:
+    """One base64url segment of a compact JWS, as a JSON object; ``InvalidToken`` otherwise."""
+    if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise InvalidToken(f"token {what} is not valid base64url")
+    try:
+        text = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_finite, parse_constant=_no_constant)
+    except (binascii.Error, ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise InvalidToken(f"token {what} is not valid JSON") from None
+    if not isinstance(value, dict) or not _nesting_ok(value):
+        raise InvalidToken(f"token {what} is not valid")
+    return value
+
+
+def parse_compact(token: object, what: str = "access token") -> tuple[dict, dict]:
+    """The header and claims of a compact JWS (not yet verified), checked for shape only."""
+    if not isinstance(token, str) or not token:
+        raise InvalidToken(f"an Auth0 {what} is required")
+    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise InvalidToken(f"the {what} is not a compact JWT")
+    header_segment, payload_segment, _ = token.split(".")
+    header = json_segment(header_segment, "header")
+    if any(name in header and not isinstance(header[name], str) for name in _STRING_HEADERS):
+        raise InvalidToken("token header is not valid")
+    # We implement no JWS extension, so a header that marks one critical must be refused (§4.1.11);
+    # "b64" (RFC 7797) would change what the signature covers.
+    if "crit" in header or "b64" in header:
+        raise InvalidToken("token header uses an unsupported extension")
+    return header, json_segment(payload_segment, "payload")
+
+
+def is_number(value: object) -> bool:
+    """A JSON number as a NumericDate needs it: not a boolean, not NaN or infinite (ints of any size are)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def is_clean_text(value: object, max_length: int = 255) -> bool:
+    """A non-empty printable string that can be stored and logged (no control characters, no lone
+    surrogates from a ``\\ud800`` escape)."""
+    if not isinstance(value, str) or not value or len(value) > max_length or not value.isprintable():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -51,11 +150,41 @@ class Principal:
             permissions.update(p for p in extra if isinstance(p, str))
         client_id = claims.get("azp") or claims.get("client_id")
         return cls(sub=sub, is_machine=is_machine, permissions=frozenset(permissions),
-                   client_id=client_id if isinstance(client_id, str) else None)
+                   client_id=client_id if is_clean_text(client_id) else None)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """One fetched JWKS, indexed once: (kid, alg) -> the imported key, ready to verify with."""
+
+    by_kid_alg: dict[tuple[str | None, str], Key]
+    kids: frozenset[str | None]
+    count: int
+
+    @classmethod
+    def index(cls, key_set: KeySet) -> _Keys:
+        by_kid_alg: dict[tuple[str | None, str], Key] = {}
+        for key in key_set.keys:
+            # RS256 unless the key itself declares another (asymmetric) algorithm.
+            by_kid_alg.setdefault((key.kid, key.alg or DEFAULT_ALGORITHM), key)
+        if len(key_set.keys) == 1:  # a token without kid may use the only key
+            key = key_set.keys[0]
+            by_kid_alg.setdefault((None, key.alg or DEFAULT_ALGORITHM), key)
+        return cls(by_kid_alg, frozenset(key.kid for key in key_set.keys), len(key_set.keys))
+
+    def has(self, kid: str | None) -> bool:
+        return kid in self.kids if kid else self.count == 1
+
+    def get(self, kid: str | None, alg: str) -> Key | None:
+        return self.by_kid_alg.get((kid, alg))
 
 
 class JwksCache:
-    """A cached JWKS with a rate-limited refetch for unknown key ids."""
+    """A cached JWKS with a rate-limited refetch for unknown key ids.
+
+    One thread fetches at a time, without holding the lock: callers whose ``kid`` is cached go on
+    with the cached keys, callers that need the new keys wait for that fetch (bounded by its timeout).
+    """
 
     def __init__(self, issuer: str, jwks_url: str | None, *, cooldown: float,
                  timeout: tuple[float, float], monotonic: Callable[[], float] = time.monotonic):
@@ -66,8 +195,10 @@ class JwksCache:
         self._monotonic = monotonic
         self._session = new_session()
         self._lock = threading.Lock()
-        self._keys: KeySet | None = None
+        self._keys: _Keys | None = None
         self._fetched_at = float("-inf")
+        self._last_failed = False
+        self._in_flight: threading.Event | None = None
 
     def _discover_jwks_url(self) -> str:
         config = get_json(self._session, self.issuer.rstrip("/") + "/.well-known/openid-configuration", self._timeout)
@@ -78,28 +209,60 @@ class JwksCache:
             raise ValueError("discovery document has no jwks_uri")
         return url
 
-    def _fetch(self) -> None:
-        self._fetched_at = self._monotonic()  # counts failed attempts too: the cooldown protects Auth0
+    def _fetch(self) -> _Keys | None:
         try:
-            if self._jwks_url is None:
-                self._jwks_url = self._discover_jwks_url()
-            data = get_json(self._session, self._jwks_url, self._timeout)
-            keys = [k for k in data.get("keys", []) if isinstance(k, dict) and k.get("kty") in ("RSA", "EC", "OKP")]
-            self._keys = KeySet.import_key_set({"keys": keys})
-        except (requests.RequestException, ValueError, JoseError) as exc:
+            url = self._jwks_url or self._discover_jwks_url()
+            self._jwks_url = url
+            data = get_json(self._session, url, self._timeout)
+        except (requests.RequestException, ValueError, RecursionError) as exc:
             log.warning("JWKS fetch from %s failed: %s", self.issuer, type(exc).__name__)
+            return None
+        found = data.get("keys")
+        keys = []
+        for entry in found if isinstance(found, list) else []:
+            if not isinstance(entry, dict) or entry.get("kty") not in ("RSA", "EC", "OKP"):
+                continue
+            try:
+                keys.append(KeySet.import_key_set({"keys": [entry]}).keys[0])
+            except (JoseError, ValueError, TypeError, KeyError):  # one bad entry does not void the others
+                log.warning("JWKS of %s: a key could not be imported and is ignored", self.issuer)
+        if not keys:
+            log.warning("JWKS fetch from %s failed: no usable key", self.issuer)
+            return None
+        return _Keys.index(KeySet(keys))
 
-    def key_set(self, kid: str | None) -> KeySet | None:
+    def keys(self, kid: str | None) -> _Keys:
+        """The keys to check a token naming ``kid`` against; ``SigningKeysUnavailable`` when the
+        JWKS cannot be had (none cached yet, or ``kid`` unknown and the last fetch failed)."""
         with self._lock:
-            age = self._monotonic() - self._fetched_at
-            stale = self._keys is None or age > JWKS_MAX_AGE
-            unknown = self._keys is not None and not self._has(kid)
-            if (stale or unknown) and age >= self._cooldown:
-                self._fetch()
-            return self._keys
-
-    def _has(self, kid: str | None) -> bool:
-        return any(key.kid == kid for key in self._keys.keys) if kid else len(self._keys.keys) == 1
+            now = self._monotonic()
+            age = now - self._fetched_at
+            keys, in_flight = self._keys, self._in_flight
+            needs_new = keys is None or not keys.has(kid)
+            fetch = (needs_new or age > JWKS_MAX_AGE) and in_flight is None and age >= self._cooldown
+            if fetch:
+                self._fetched_at = now  # counts failed attempts too: the cooldown protects Auth0
+                in_flight = self._in_flight = threading.Event()
+        if fetch:
+            fetched = None
+            try:
+                fetched = self._fetch()
+            finally:
+                with self._lock:
+                    self._in_flight = None
+                    self._last_failed = fetched is None
+                    if fetched is not None:
+                        self._keys = fetched
+                in_flight.set()
+        elif needs_new and in_flight is not None:
+            # Another thread is fetching the keys this token may need: wait for it, not for a lock.
+            in_flight.wait(2 * sum(self._timeout) + 1)
+        keys = self._keys
+        if keys is None or (self._last_failed and not keys.has(kid)):
+            retry_after = max(1.0, self._cooldown - (self._monotonic() - self._fetched_at))
+            raise SigningKeysUnavailable("the signing keys of the Auth0 tenant cannot be fetched; try again shortly",
+                                         retry_after=retry_after)
+        return keys
 
 
 class AccessTokenVerifier:
@@ -109,41 +272,22 @@ class AccessTokenVerifier:
         self._now = now
 
     def verify(self, token: str | None) -> Principal:
-        if not token:
-            raise InvalidToken("an Auth0 access token is required")
-        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
-            raise InvalidToken("the access token is not a compact JWT")
-        header = self._header(token)
+        header, claims = parse_compact(token)
         alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in SAFE_ALGORITHMS:
+        if alg not in SAFE_ALGORITHMS:
             raise InvalidToken(f"token algorithm {str(alg)[:16]!r} is not allowed")
         kid = header.get("kid")
-        keys = self._jwks.key_set(kid)
-        if keys is None:
-            raise InvalidToken("signing keys are unavailable; try again shortly")
-        # RS256 unless the key itself declares another (asymmetric) algorithm.
-        candidates = [k for k in keys.keys if (not kid or k.kid == kid) and (k.alg or DEFAULT_ALGORITHM) == alg]
-        if not candidates:
+        key = self._jwks.keys(kid).get(kid, alg)
+        if key is None:
             raise InvalidToken("token is signed with an unknown key")
         try:
-            decoded = jwt.decode(token, KeySet(candidates), algorithms=[alg])
+            jws.deserialize_compact(token, key, registry=_REGISTRIES[alg])
         except JoseError:
             raise InvalidToken("token signature is invalid") from None
-        return Principal.from_claims(self._check_claims(decoded.claims))
-
-    @staticmethod
-    def _header(token: str) -> dict:
-        segment = token.split(".", 1)[0]
-        try:
-            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-        except ValueError:
-            raise InvalidToken("token header is not valid") from None
-        if not isinstance(header, dict):
-            raise InvalidToken("token header is not valid")
-        # RFC 7515 §4.1: these are strings; anything else is a malformed header, not a lookup key.
-        if any(name in header and not isinstance(header[name], str) for name in ("kid", "typ", "cty")):
-            raise InvalidToken("token header is not valid")
-        return header
+        except Exception as exc:  # noqa: BLE001 - the library failing on hostile input is a bad token, not a 500
+            log.warning("access token refused: the JOSE library failed on it (%s)", type(exc).__name__)
+            raise InvalidToken("token is not valid") from None
+        return Principal.from_claims(self._check_claims(claims))
 
     def _check_claims(self, claims: dict) -> dict:
         now = self._now()
@@ -154,14 +298,13 @@ class AccessTokenVerifier:
         if self._audience not in audiences:
             raise InvalidToken("token audience is not this API (an ID token is not accepted)")
         exp = claims.get("exp")
-        if not isinstance(exp, (int, float)):
+        if not is_number(exp):
             raise InvalidToken("token has no expiry")
         if exp + LEEWAY_SECONDS < now:
             raise InvalidToken("token has expired")
         nbf = claims.get("nbf")
-        if nbf is not None and (not isinstance(nbf, (int, float)) or nbf - LEEWAY_SECONDS > now):
+        if nbf is not None and (not is_number(nbf) or nbf - LEEWAY_SECONDS > now):
             raise InvalidToken("token is not valid yet")
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub or len(sub) > 255:
+        if not is_clean_text(claims.get("sub")):
             raise InvalidToken("token has no subject")
         return claims

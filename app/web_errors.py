@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .errors import ConnectorError, ProviderUnavailable, TooManyAttempts
+from .errors import ConnectorError
 
 PROBLEM_BASE = "https://oauth-connector.dev/problems/"
 
@@ -31,8 +31,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ConnectorError)
     def connector_error(exc: ConnectorError) -> Response:
         response = problem(exc.status, exc.code, exc.title, exc.description)
-        if isinstance(exc, (ProviderUnavailable, TooManyAttempts)) and exc.retry_after:
-            response.headers["Retry-After"] = str(int(exc.retry_after))
+        retry_after = getattr(exc, "retry_after", None)  # ProviderUnavailable, TooManyAttempts, ...
+        if retry_after:
+            response.headers["Retry-After"] = str(max(1, int(retry_after)))
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = f'Bearer error="{exc.code}"'
         return response

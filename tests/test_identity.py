@@ -9,7 +9,7 @@ import responses
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from app.errors import InvalidToken
+from app.errors import InvalidToken, SigningKeysUnavailable
 from app.identity import AccessTokenVerifier, JwksCache, Principal
 from tests.conftest import AUDIENCE, ISSUER, JWKS_URL, Auth0StandIn
 
@@ -175,12 +175,43 @@ def test_jwks_url_from_discovery(auth0):
         assert verifier.verify(auth0.token()).sub == "auth0|alice"
 
 
-def test_jwks_unavailable_gives_clear_error(auth0):
+def test_jwks_unavailable_is_503_not_invalid_token(auth0):
+    # A 401 would tell an SPA that its user is signed out; the token may well be good.
     with responses.RequestsMock() as http:
         http.get(JWKS_URL, status=503)
         verifier = AccessTokenVerifier(JwksCache(ISSUER, JWKS_URL, cooldown=60, timeout=(1, 1)), AUDIENCE)
-        with pytest.raises(InvalidToken, match="unavailable"):
+        with pytest.raises(SigningKeysUnavailable) as raised:
             verifier.verify(auth0.token())
+    assert raised.value.status == 503 and 1 <= raised.value.retry_after <= 60
+
+
+def test_unknown_kid_while_the_jwks_is_unreachable_is_503(verifier, auth0, http, monotonic):
+    verifier.verify(auth0.token())
+    http.replace(responses.GET, JWKS_URL, status=502)
+    monotonic.value += 61
+    rotated = RSAKey.generate_key(2048, parameters={"kid": "kid-2"})
+    with pytest.raises(SigningKeysUnavailable):
+        verifier.verify(auth0.token(key=rotated, header={"kid": "kid-2"}))
+    assert verifier.verify(auth0.token()).sub == "auth0|alice"  # a cached key still works
+
+
+@pytest.mark.parametrize("jwks", [
+    [], "keys", {"keys": "x"}, {"keys": [1, None, "k", []]}, {"keys": [{"kty": "RSA"}]},
+    {"keys": [{"kty": "RSA", "n": 5, "e": []}]}, {"keys": [{"kty": "EC", "crv": "P-999", "x": "a", "y": "b"}]},
+])
+def test_a_malformed_jwks_is_unavailable_not_a_crash(auth0, jwks):
+    with responses.RequestsMock() as http:
+        http.get(JWKS_URL, json=jwks)
+        verifier = AccessTokenVerifier(JwksCache(ISSUER, JWKS_URL, cooldown=60, timeout=(1, 1)), AUDIENCE)
+        with pytest.raises(SigningKeysUnavailable):
+            verifier.verify(auth0.token())
+
+
+def test_one_bad_key_in_the_jwks_does_not_void_the_others(auth0):
+    with responses.RequestsMock() as http:
+        http.get(JWKS_URL, json={"keys": [{"kty": "RSA", "kid": "broken", "n": "!!", "e": 3}, *auth0.jwks["keys"]]})
+        verifier = AccessTokenVerifier(JwksCache(ISSUER, JWKS_URL, cooldown=60, timeout=(1, 1)), AUDIENCE)
+        assert verifier.verify(auth0.token()).sub == "auth0|alice"
 
 
 def test_key_declared_algorithm_is_honoured(http, monotonic):
@@ -192,3 +223,76 @@ def test_key_declared_algorithm_is_honoured(http, monotonic):
     with pytest.raises(InvalidToken, match="unknown key"):
         same_key_no_alg = RSAKey.import_key({k: v for k, v in key.as_dict(private=True).items() if k != "alg"})
         verifier.verify(jwt.encode({"alg": "RS256", "kid": "ps"}, claims, same_key_no_alg))
+
+
+def signed(key, header, payload) -> str:
+    """A compact JWS over any header and payload bytes (which joserfc's encoder would refuse to build)."""
+    from joserfc.jws import JWSRegistry
+
+    signing_input = f"{_b64(header)}.{_b64(payload)}"
+    signature = JWSRegistry.algorithms["RS256"].sign(signing_input.encode(), key)
+    return f"{signing_input}.{_b64(signature)}"
+
+
+GOOD_HEADER = {"alg": "RS256", "kid": "kid-1"}
+NESTED = b"[" * 3000 + b"]" * 3000  # a few KB: once a RecursionError in identity.py
+
+
+def _claims(**overrides) -> dict:
+    return {"iss": ISSUER, "aud": AUDIENCE, "sub": "auth0|alice", "exp": int(time.time()) + 60, **overrides}
+
+
+@pytest.mark.parametrize("header", [
+    {**GOOD_HEADER, "crit": [1]},  # once a TypeError inside joserfc
+    {**GOOD_HEADER, "crit": [None]},
+    {**GOOD_HEADER, "crit": [{}]},  # once "unhashable type"
+    {**GOOD_HEADER, "crit": "exp"},
+    {**GOOD_HEADER, "crit": ["exp"]},
+    {**GOOD_HEADER, "b64": False, "crit": ["b64"]},
+    NESTED,
+    b'{"alg":"RS256","kid":"kid-1","x":' + NESTED + b"}",
+    b'{"alg":"RS256","kid":"kid-1","x":' + b"[" * 20 + b"]" * 20 + b"}",  # legal JSON, but nested past our bound
+    b"\xff\xfe\x00",  # not UTF-8
+    '{"alg":"RS256","kid":"kid-1"}'.encode("utf-16"),  # json.loads would guess UTF-16; RFC 7515 says UTF-8
+    b'{"alg":"RS256","kid":"kid-1","alg":"none"}',  # duplicate member
+    b'{"alg":"RS256","kid":"kid-1","x":NaN}',
+    b'{"alg":"RS256","kid":"kid-1","x":1e999}',
+    b'{"alg":"RS256","kid":"kid-1","x":1' + b"0" * 5000 + b"}",  # past Python's int-from-str limit
+    [GOOD_HEADER], 1, None, "RS256",
+])
+def test_malformed_headers_are_invalid_token(verifier, auth0, header):
+    with pytest.raises(InvalidToken):
+        verifier.verify(signed(auth0.key, header, _claims()))
+
+
+@pytest.mark.parametrize("payload", [
+    NESTED,
+    b'{"sub":"a","x":' + NESTED + b"}",
+    b"\xff\xfe\x00",
+    b"[]", b"1", b'"claims"', b"null",
+    b'{"iss":"%s","aud":"%s","sub":"a","exp":NaN}' % (ISSUER.encode(), AUDIENCE.encode()),  # once accepted
+    b'{"iss":"%s","aud":"%s","sub":"a","exp":1e999}' % (ISSUER.encode(), AUDIENCE.encode()),  # once accepted
+    _claims(exp=True),
+    _claims(exp=[1]),
+    _claims(nbf={}),
+    _claims(sub="\ud800"),  # a lone surrogate: cannot be stored or logged
+    _claims(sub="alice\nadmin"),
+    _claims(sub=["auth0|alice"]),
+    _claims(aud={"a": AUDIENCE}),
+    _claims(iss=[ISSUER]),
+])
+def test_malformed_payloads_are_invalid_token(verifier, auth0, payload):
+    with pytest.raises(InvalidToken):
+        verifier.verify(signed(auth0.key, GOOD_HEADER, payload))
+
+
+def test_odd_but_harmless_claims_are_tolerated(verifier, auth0):
+    token = signed(auth0.key, GOOD_HEADER, _claims(scope=1, permissions=[[1], "read:x"], azp={}, gty=[], x=[[[]]]))
+    principal = verifier.verify(token)
+    assert principal.permissions == {"read:x"} and principal.client_id is None and not principal.is_machine
+
+
+@pytest.mark.parametrize("token", ["a+b.c.d", "eyJ=.e30.c2ln", "e30.e30.c2ln\n", "e30.e30.c2ln?", "x.y.z"])
+def test_characters_outside_base64url_are_refused(verifier, token):
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)

@@ -29,7 +29,7 @@ def test_sign_in_request_carries_pkce_nonce_and_state(admin_login):
 def test_admin_in_allowlist_signs_in_with_a_server_side_session(app, admin_login):
     response = admin_login.sign_in()
     assert response.status_code == 302
-    cookie = response.headers["Set-Cookie"]
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("__Host-connector_admin="))
     assert cookie.startswith("__Host-connector_admin=") and "Secure" in cookie and "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie and "Path=/" in cookie
     assert admin_login.client.get("/admin/connections").status_code == 200
@@ -166,3 +166,16 @@ def test_sign_in_state_is_kept_server_side_and_encrypted(app, admin_login):
     assert admin_login.complete(params).status_code == 302  # the callback finds it ...
     with app.app_context():
         assert db.session.scalars(select(AdminSignInState)).all() == []  # ... and it is used once
+
+
+def test_a_foreign_callback_with_the_admins_state_does_not_cancel_the_sign_in(app, admin_login):
+    params = admin_login.start()  # the admin's browser, now at Auth0
+    stranger = app.test_client()  # another browser that learnt the admin's state
+    foreign = stranger.get("/admin/callback", query_string={"code": "attacker-code", "state": params["state"]})
+    assert foreign.status_code == 400
+    assert not any(call.request.url.startswith("https://tenant.test/oauth/token") for call in admin_login.http.calls)
+    response = admin_login.complete(params)  # the admin's own, genuine callback
+    assert response.status_code == 302 and response.headers["Location"].endswith("/admin/connections")
+    assert _sessions(app) == 1
+    replay = admin_login.complete(params)  # consumed by its own browser: once only
+    assert replay.status_code == 400
