@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import clock
@@ -31,6 +31,10 @@ class Connection(db.Model):
         Index("ix_connections_created", "created_at", "id"),
         Index("ix_connections_provider_created", "provider", "created_at", "id"),
         Index("ix_connections_status_created", "status", "created_at", "id"),
+        # The console's user search: a case-insensitive prefix of the user id. text_pattern_ops lets
+        # PostgreSQL answer LIKE 'abc%' from the index whatever the database's collation.
+        Index("ix_connections_user_id_lower", func.lower(text("user_id")).label("user_id_lower"),
+              postgresql_ops={"user_id_lower": "text_pattern_ops"}),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -3,6 +3,11 @@
 Keyset (not OFFSET) pagination keeps every page as fast as the first at a million rows:
 a page is "the next ``limit`` rows after this (created_at, id)", which an index answers
 directly. Cursors are opaque to the browser and checked on the way back in.
+
+The user filter is a case-insensitive prefix of the user id ("alice" finds "Alice|1" and
+"alice@example"), answered from the expression index on ``lower(user_id)`` (migration 0006),
+never by a ``LIKE '%x%'`` scan. ASCII letters match in any case on both databases (user ids are
+ASCII in practice: ``auth0|…``, ``google-oauth2|…``); other letters as the database's ``lower()`` folds them.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, func, select, tuple_
 
 from ..errors import InvalidRequest
 from ..extensions import db
@@ -22,11 +27,15 @@ MAX_LIMIT = 200
 # ASCII only: str.isdigit()/isalnum() also accept Unicode digits ("²") that int() refuses.
 AUDIT_CURSOR_RE = re.compile(r"[0-9]{1,18}")
 ROW_ID_RE = re.compile(r"[0-9A-Za-z]{1,32}")
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+LIKE_ESCAPE = "\\"
+# Above every character a user id can hold: the exclusive upper bound of a prefix range.
+TOP = "\U0010ffff"
 
 
 @dataclass(frozen=True)
 class ConnectionQuery:
-    user_id: str | None = None
+    user_id: str | None = None  # a prefix of the user id, any case
     provider: str | None = None
     status: str | None = None
 
@@ -58,7 +67,7 @@ def search_connections(query: ConnectionQuery, *, after: str | None = None, limi
     limit = _limit(limit)
     stmt = select(Connection)
     if query.user_id:
-        stmt = stmt.where(Connection.user_id == query.user_id)
+        stmt = stmt.where(user_id_prefix(query.user_id))
     if query.provider:
         stmt = stmt.where(Connection.provider == query.provider)
     if query.status:
@@ -102,6 +111,22 @@ def connection_audit(connection: Connection, limit: int = 100) -> list[AuditEven
             .where(AuditEvent.user_id == connection.user_id, AuditEvent.provider == connection.provider)
             .order_by(AuditEvent.id.desc()).limit(limit))
     return list(db.session.scalars(stmt))
+
+
+def user_id_prefix(prefix: str) -> ColumnElement[bool]:
+    """``lower(user_id)`` starts with ``prefix`` (ASCII case-insensitive), in a form the index answers.
+
+    PostgreSQL: ``LIKE 'abc%'`` (wildcards escaped) on the ``text_pattern_ops`` index, which works in
+    any collation. SQLite: the range ``'abc' <= lower(user_id) < 'abc' || U+10FFFF``, which its
+    expression index answers (SQLite's LIKE is never an index range on an expression); SQLite compares
+    text by code point, so the range holds exactly the strings that start with the prefix.
+    """
+    folded = prefix.translate(ASCII_LOWER)
+    lowered = func.lower(Connection.user_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        pattern = folded.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%")
+        return lowered.like(pattern.replace("_", LIKE_ESCAPE + "_") + "%", escape=LIKE_ESCAPE)
+    return (lowered >= folded) & (lowered < folded + TOP)
 
 
 def _limit(limit: int) -> int:
