@@ -7,9 +7,8 @@ Create Date: 2026-12-01 11:40:00
 An expression index on lower(user_id); on PostgreSQL with text_pattern_ops so that
 ``lower(user_id) LIKE 'abc%'`` is an index range scan whatever the database's collation.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0006_user_search'
