@@ -52,8 +52,8 @@ class AuditQuery:
     provider: str | None = None
     action: str | None = None
     actor_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive (the console passes the day after its inclusive "To" day)
 
 
 @dataclass(frozen=True)
