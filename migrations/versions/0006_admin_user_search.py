@@ -4,8 +4,8 @@ Revision ID: 0006_user_search
 Revises: 0005
 Create Date: 2026-12-01 11:40:00
 
-An expression index on lower(user_id); on PostgreSQL with text_pattern_ops so that
-``lower(user_id) LIKE 'abc%'`` is an index range scan whatever the database's collation.
+An expression index on (lower(user_id), id); on PostgreSQL lower(user_id) COLLATE "C" (byte
+order), so that a prefix is one index range, read in order, whatever the database's collation.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -18,9 +18,8 @@ depends_on = None
 
 
 def upgrade():
-    op.create_index('ix_connections_user_id_lower', 'connections',
-                    [sa.func.lower(sa.text('user_id')).label('user_id_lower')], unique=False,
-                    postgresql_ops={'user_id_lower': 'text_pattern_ops'})
+    key = 'lower(user_id) COLLATE "C"' if op.get_context().dialect.name == 'postgresql' else 'lower(user_id)'
+    op.create_index('ix_connections_user_id_lower', 'connections', [sa.text(key), 'id'], unique=False)
 
 
 def downgrade():

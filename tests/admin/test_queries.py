@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from app.admin.queries import AuditQuery, ConnectionQuery, search_audit, search_connections, user_id_prefix
 from app.errors import InvalidRequest
 from app.extensions import db
-from app.models import Connection, record_audit
+from app.models import Connection, record_audit, search_key
 
 
 def _rows(app, count: int) -> list[str]:
@@ -127,20 +127,47 @@ def test_user_search_combines_with_the_other_filters_and_paginates(app, users):
         assert sorted(db.session.get(Connection, i).user_id for i in walked) == [f"auth0|alice{i}" for i in range(5)]
 
 
-def test_user_search_is_answered_from_the_lower_user_id_index(app):
-    """The plan, not a timing: the prefix filter is an index range on lower(user_id), not a scan."""
+def test_user_search_pages_in_user_id_order_with_its_own_cursor(app, users):
+    with app.app_context():
+        db.session.add_all(Connection(user_id=f"Auth0|Carol{i:02d}", provider="spotify") for i in range(7))
+        db.session.commit()
+        seen, cursor = [], None
+        for _ in range(10):
+            page = search_connections(ConnectionQuery(user_id="auth0|"), after=cursor, limit=3)
+            seen += [c.user_id for c in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        expected = sorted((u for u in USER_IDS + [f"Auth0|Carol{i:02d}" for i in range(7)]
+                           if u.lower().startswith("auth0|")), key=str.lower)
+        assert seen == expected
+        # A cursor of the newest-first listing is not one of a user search, and the other way round.
+        newest = search_connections(ConnectionQuery(), limit=2).next_cursor
+        by_user = search_connections(ConnectionQuery(user_id="auth0|"), limit=2).next_cursor
+        with pytest.raises(InvalidRequest, match="invalid page cursor"):
+            search_connections(ConnectionQuery(user_id="auth0|"), after=newest)
+        with pytest.raises(InvalidRequest, match="invalid page cursor"):
+            search_connections(ConnectionQuery(), after=by_user)
+
+
+def test_user_search_is_one_ordered_range_of_the_user_id_index(app):
+    """The plan, not a timing: the prefix is a range of the (lower(user_id), id) index, read in order
+    (no sort), so a page costs the same however many users match."""
     with app.app_context():
         db.session.add_all(Connection(user_id=f"auth0|u{i}", provider="github") for i in range(50))
         db.session.commit()
-        dialect = db.engine.dialect.name
-        stmt = select(Connection.id).where(user_id_prefix("AUTH0|U1"))
+        stmt = select(Connection.id).where(user_id_prefix("AUTH0|U1")).order_by(
+            search_key(Connection.user_id), Connection.id).limit(51)
         sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
-        if dialect == "postgresql":
+        if db.engine.dialect.name == "postgresql":
             db.session.execute(text("SET LOCAL enable_seqscan = off"))
             db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
             plan = "\n".join(db.session.scalars(text("EXPLAIN " + sql)))
-            assert "ix_connections_user_id_lower" in plan and "~>=~" in plan, plan
+            assert "Scan using ix_connections_user_id_lower" in plan and "Sort" not in plan, plan
+            definition = db.session.scalar(text(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_connections_user_id_lower'"))
+            assert 'COLLATE "C"' in definition, definition  # byte order whatever the database's collation
         else:
             plan = "\n".join(row[-1] for row in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
-            assert "ix_connections_user_id_lower" in plan and "<expr>>?" in plan, plan
+            assert "ix_connections_user_id_lower (<expr>>? AND <expr><?)" in plan and "TEMP B-TREE" not in plan, plan
         db.session.rollback()
