@@ -27,8 +27,10 @@ def new_id() -> str:
 class search_key(FunctionElement):  # noqa: N801  (used like SQL's own functions)
     """``lower(x)``, compared and sorted by code point on every database (the admin console's user search).
 
-    PostgreSQL: ``lower(x) COLLATE "C"`` (byte order, which for UTF-8 is code-point order), so a prefix is
-    one index range whatever the database's collation; SQLite compares text by code point already.
+    PostgreSQL: ``lower(x COLLATE "C")``, whose result has collation "C" (byte order, which for UTF-8 is
+    code-point order), so a prefix is one index range whatever the database's collation. (Collated
+    inside, not ``lower(x) COLLATE "C"``: reflection drops an index column's own collation, and Alembic
+    would then see the index as changed.) SQLite compares text by code point already.
     """
 
     type = String()
@@ -43,7 +45,7 @@ def _search_key(element, compiler, **kw) -> str:
 
 @compiles(search_key, "postgresql")
 def _search_key_postgresql(element, compiler, **kw) -> str:
-    return f'lower({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+    return f'lower({compiler.process(element.clauses, **kw)} COLLATE "C")'
 
 
 class Connection(db.Model):

@@ -4,7 +4,7 @@ Revision ID: 0006_user_search
 Revises: 0005
 Create Date: 2026-12-01 11:40:00
 
-An expression index on (lower(user_id), id); on PostgreSQL lower(user_id) COLLATE "C" (byte
+An expression index on (lower(user_id), id); on PostgreSQL lower(user_id COLLATE "C") (byte
 order), so that a prefix is one index range, read in order, whatever the database's collation.
 """
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ depends_on = None
 
 
 def upgrade():
-    key = 'lower(user_id) COLLATE "C"' if op.get_context().dialect.name == 'postgresql' else 'lower(user_id)'
+    key = 'lower(user_id COLLATE "C")' if op.get_context().dialect.name == 'postgresql' else 'lower(user_id)'
     op.create_index('ix_connections_user_id_lower', 'connections', [sa.text(key), 'id'], unique=False)
 
 
