@@ -8,8 +8,9 @@ The user filter is a case-insensitive prefix of the user id ("alice" finds "Alic
 "alice@example"), never a ``LIKE '%x%'`` scan: its results are listed by user id, so a page is
 "the next ``limit`` rows after this (lower(user_id), id)", one range of the expression index on
 ``(lower(user_id), id)`` (migration 0006) read in order, as cheap for a prefix that matches a
-hundred thousand users as for one. ASCII letters match in any case on both databases (user ids
-are ASCII in practice: ``auth0|…``, ``google-oauth2|…``); other letters as ``lower()`` folds them.
+hundred thousand users as for one. ASCII letters match in any case; other characters match
+exactly, the same on both databases (SQLite's lower() and PostgreSQL's under collation "C" fold
+ASCII only). User ids are ASCII in practice: ``auth0|…``, ``google-oauth2|…``.
 """
 from __future__ import annotations
 
