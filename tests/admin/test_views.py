@@ -25,13 +25,87 @@ def test_list_shows_connections_and_filters_by_user_provider_status(app, client,
     assert 'id="empty"' in none_revoked
 
 
-def test_list_rejects_unknown_status_and_oversized_filters(client, signed_in):
-    bad = client.get("/admin/connections", query_string={"status": "deleted"})
-    assert bad.status_code == 400 and "status: one of" in bad.text
+def _in_console(response) -> bool:
+    """The console's own page (its navigation and sign-out), not the bare error page."""
+    return 'id="logout"' in response.text and "Audit log</a>" in response.text
+
+
+def test_bad_filter_values_are_shown_inside_the_console_page(client, signed_in):
+    bad = client.get("/admin/connections", query_string={"status": "deleted", "user": "auth0|a"})
+    assert (bad.status_code, bad.mimetype) == (400, "text/html") and _in_console(bad)
+    assert 'id="filter-error"' in bad.text and "Status</span>: not a status: choose one of active" in bad.text
+    assert 'value="auth0|a"' in bad.text  # the form keeps what was typed
     long = client.get("/admin/connections", query_string={"user": "x" * 300})
-    assert long.status_code == 400 and "at most 255" in long.text
+    assert long.status_code == 400 and _in_console(long) and "at most 255" in long.text
     cursor = client.get("/admin/connections", query_string={"after": "!!not-a-cursor!!"})
-    assert cursor.status_code == 400 and "invalid page cursor" in cursor.text
+    assert cursor.status_code == 400 and _in_console(cursor) and "invalid page cursor" in cursor.text
+    provider = client.get("/admin/connections", query_string={"provider": "myspace"})
+    assert provider.status_code == 400 and _in_console(provider) and "not an enabled provider" in provider.text
+    for args in ({"since": "yesterday"}, {"until": "2026-13-01"}, {"since": "2026-11-26", "until": "2026-11-25"},
+                 {"before": "wrI"}):
+        audit = client.get("/admin/audit", query_string=args)
+        assert audit.status_code == 400 and _in_console(audit) and 'id="filter-error"' in audit.text, args
+
+
+def test_other_errors_of_a_signed_in_operator_stay_in_the_console(client, signed_in):
+    missing = client.get("/admin/connections/nope")
+    assert (missing.status_code, missing.mimetype) == (404, "text/html") and _in_console(missing)
+    assert "no such connection" in missing.text and "Back to connections" in missing.text
+    control = client.get("/admin/connections?user=a%01")
+    assert control.status_code == 400 and _in_console(control) and "control character" in control.text
+    # An API client asking for JSON still gets problem+json.
+    as_json = client.get("/admin/connections/nope", headers={"Accept": "application/json"})
+    assert as_json.status_code == 404 and as_json.mimetype == "application/problem+json"
+
+
+def test_user_search_is_a_case_insensitive_prefix(app, client, signed_in):
+    for user in ("auth0|alice", "auth0|Alice2", "auth0|bob"):
+        make_connection(app, user, "spotify")
+    found = client.get("/admin/connections", query_string={"user": "AUTH0|ALI"}).text
+    assert "auth0|alice" in found and "auth0|Alice2" in found and "auth0|bob" not in found
+    # Two users match: no revoke-all button (it would have to guess which), a hint instead.
+    assert 'id="revoke-user"' not in found and 'id="several-users"' in found
+
+
+def test_revoke_all_is_offered_only_for_the_one_user_found(app, client, signed_in):
+    make_connection(app, "auth0|alice", "spotify")
+    make_connection(app, "auth0|alice", "github", access="gh", refresh=None, expires_in=None)
+    nothing = client.get("/admin/connections", query_string={"user": "alice"})
+    assert nothing.status_code == 200 and 'id="empty"' in nothing.text
+    assert "Revoke every connection" not in nothing.text and "no user id starts with" in nothing.text
+    one = client.get("/admin/connections", query_string={"user": "AUTH0|alice"}).text
+    # The button names (and links to) the exact user id found, not the text typed.
+    assert "Revoke every connection of auth0|alice…" in one
+    assert 'href="/admin/users/revoke?user=auth0%7Calice"' in one
+    revoked = client.get("/admin/connections", query_string={"user": "auth0|alice", "status": "revoked"}).text
+    assert "Revoke every connection" not in revoked
+
+
+def test_provider_filter_is_a_dropdown_of_enabled_providers(app, client, signed_in):
+    page = client.get("/admin/connections").text
+    assert '<select name="provider" id="filter-provider"' in page
+    assert '<option value="spotify" >Spotify (spotify)</option>' in page
+    assert 'list="providers"' not in page
+
+
+def test_audit_date_range_is_inclusive_whole_days(app, client, signed_in):
+    from datetime import datetime
+
+    from app.models import record_audit
+    with app.app_context():
+        for stamp, user in ((datetime(2026, 11, 24, 23, 59, 59), "before"), (datetime(2026, 11, 25, 0, 0), "first"),
+                            (datetime(2026, 11, 26, 23, 59, 59), "last"), (datetime(2026, 11, 27, 0, 0), "after")):
+            record_audit("refresh", "succeeded", actor_type="system", user_id=f"u-{user}").at = stamp
+        db.session.commit()
+    page = client.get("/admin/audit", query_string={"since": "2026-11-25", "until": "2026-11-26",
+                                                    "action": "refresh"}).text
+    assert "u-first" in page and "u-last" in page and "u-before" not in page and "u-after" not in page
+    one_day = client.get("/admin/audit", query_string={"since": "2026-11-26", "until": "2026-11-26",
+                                                       "action": "refresh"}).text
+    assert "u-last" in one_day and "u-first" not in one_day
+    form = client.get("/admin/audit").text
+    assert 'type="date" name="since"' in form and 'type="date" name="until"' in form
+    assert "placeholder=" not in form
 
 
 def test_detail_shows_metadata_and_audit_trail_without_token_material(app, client, signed_in):
@@ -98,7 +172,7 @@ def test_audit_log_filters_by_action_actor_and_time(app, client, signed_in):
     future = client.get("/admin/audit", query_string={"since": "2999-01-01"}).text
     assert "No events." in future
     bad = client.get("/admin/audit", query_string={"since": "yesterday"})
-    assert bad.status_code == 400 and "since: expected a date" in bad.text
+    assert bad.status_code == 400 and "From</span>: expected a date" in bad.text
 
 
 def test_audit_log_rejects_unicode_digit_cursor(client, signed_in):

@@ -79,8 +79,8 @@ def test_newcomer_clicks_through_the_demo_to_a_connected_sandbox_account(demo_se
     page.fill("#account", "newcomer")  # the sandbox provider's consent page
     page.click("#allow")
     expect(page).to_have_url(base_url + "/demo/spa")
-    expect(page.locator("#outcome")).to_have_text("Connected to sandbox.")
-    expect(page.locator("#status-sandbox")).to_have_text("active")
+    expect(page.locator("#outcome")).to_have_text("Connected to Sandbox (demo).")  # the display name
+    expect(page.locator("#status-sandbox")).to_have_text("Connected")
     page.click("#call-api")  # through the connector's proxy, with the stored token
     expect(page.locator("#api-result")).to_contain_text('"id": "newcomer"')
 

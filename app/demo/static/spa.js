@@ -1,17 +1,50 @@
 // The demo SPA: signs in at the demo issuer (token in the URL fragment, kept in sessionStorage),
 // lists providers and connections through the connector's API, starts a connect with a top-level
-// form POST (the only way a navigation can carry the token without a URL), disconnects, and
-// calls the provider's API through the connector's proxy. No third-party token reaches this page.
+// form POST (the only way a navigation can carry the token without a URL), disconnects after asking,
+// and calls the provider's API through the connector's proxy. No third-party token reaches this page.
+//
+// Integrators copy this file: it reads the connector's return redirect
+// (?connector_status=connected|error&provider=<name>&error=<code>), shows providers by their display
+// names, turns the stable error codes into sentences a person can act on, and never shows a raw
+// query-string value as HTML (textContent only).
 'use strict';
 
 const TOKEN_KEY = 'demo_access_token';
 const STATE_KEY = 'demo_sign_in_state';
+const NAMES_KEY = 'demo_provider_names';  // provider name -> display name, from GET /api/providers
 const RETURN_TO = window.location.origin + '/demo/spa';
 const $ = (id) => document.getElementById(id);
+
+// What a person sees for each connection status (the API's values are for programs).
+const STATUS_LABELS = {
+  active: 'Connected',
+  needs_reauth: 'Reconnect needed',
+  revoked: 'Disconnected',
+  none: 'Not connected',
+};
+
+// The connector's documented error codes (README, "The SPA"), as sentences: what happened, what to do.
+const ERROR_SENTENCES = {
+  access_denied: (p) => `${p} was not connected: access was not allowed on ${p}'s page. You can connect again at any time.`,
+  expired: (p) => `Connecting ${p} took too long and the attempt expired. Please press Connect again.`,
+  already_used: (p) => `That ${p} approval was already used (perhaps after pressing Back). ` +
+    'Check the list below; press Connect again if it is not connected.',
+  provider_unavailable: (p) => `${p} could not be reached just now, so nothing was connected. Please try again in a few minutes.`,
+  login_required: (p) => `Your sign-in here expired before ${p} was connected. Please sign in again, then press Connect.`,
+  invalid_request: (p) => `The request to connect ${p} was not valid, so nothing was connected. Please start again from this page.`,
+};
+const GENERIC_ERROR = (p) => `Connecting ${p} did not work. Please try again; if it keeps failing, contact support.`;
+
+let pendingOutcome = null;  // the return redirect's outcome, shown once display names are known
 
 function randomState() {
   const bytes = crypto.getRandomValues(new Uint8Array(24));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function displayName(provider) {
+  const names = JSON.parse(sessionStorage.getItem(NAMES_KEY) || '{}');
+  return Object.prototype.hasOwnProperty.call(names, provider) ? names[provider] : provider;
 }
 
 function takeTokenFromFragment() {
@@ -27,23 +60,42 @@ function takeTokenFromFragment() {
   history.replaceState(null, '', window.location.pathname + window.location.search);
 }
 
-function showOutcome(text, isError) {
+function showOutcome(text, isError, detail) {
   const box = $('outcome');
-  box.textContent = text;
+  box.replaceChildren(text);
+  if (detail) box.append(' ', Object.assign(document.createElement('small'), { textContent: detail }));
   box.classList.toggle('error', Boolean(isError));
   box.hidden = false;
+}
+
+function hideOutcome() {
+  $('outcome').hidden = true;
 }
 
 function readConnectOutcome() {
   const params = new URLSearchParams(window.location.search);
   const status = params.get('connector_status');
   if (!status) return;
-  const provider = params.get('provider') || 'the provider';
-  if (status === 'connected') showOutcome(`Connected to ${provider}.`, false);
-  else showOutcome(`Connecting ${provider} failed: ${params.get('error') || status}` +
-                   (params.get('error_description') ? ` (${params.get('error_description')})` : ''), true);
+  pendingOutcome = { status, provider: params.get('provider') || '', error: params.get('error') || '' };
   $('outcome').dataset.status = status;
-  history.replaceState(null, '', window.location.pathname);
+  $('outcome').dataset.error = pendingOutcome.error;
+  history.replaceState(null, '', window.location.pathname);  // a reload must not show it again
+  showConnectOutcome();
+}
+
+// Shown at once with the display names known so far, and again (then forgotten) once the list is loaded.
+function showConnectOutcome({ final } = { final: false }) {
+  if (!pendingOutcome) return;
+  const { status, provider, error } = pendingOutcome;
+  if (final) pendingOutcome = null;
+  const name = provider ? displayName(provider) : 'the provider';
+  if (status === 'connected') {
+    showOutcome(`Connected to ${name}.`, false);
+    return;
+  }
+  const code = /^[a-z0-9_]{1,64}$/.test(error) ? error : '';
+  const sentence = (Object.prototype.hasOwnProperty.call(ERROR_SENTENCES, code) ? ERROR_SENTENCES[code] : GENERIC_ERROR)(name);
+  showOutcome(sentence, true, code ? `(error code: ${code})` : '');
 }
 
 async function api(method, path) {
@@ -53,10 +105,10 @@ async function api(method, path) {
   if (response.status === 401) {
     sessionStorage.removeItem(TOKEN_KEY);
     render();
-    throw new Error('signed out: the sign-in token expired');
+    throw new Error('You were signed out: your sign-in expired. Please sign in again.');
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
+  if (!response.ok) throw new Error(body.detail || `The request failed (HTTP ${response.status}).`);
   return body;
 }
 
@@ -77,9 +129,10 @@ function connect(provider) {
   form.submit();
 }
 
-function cell(text, className) {
+function cell(label, content, className) {
   const td = document.createElement('td');
-  td.textContent = text;
+  td.dataset.label = label;
+  td.append(content);
   if (className) td.className = className;
   return td;
 }
@@ -91,28 +144,59 @@ function button(id, text, className, onClick) {
   return b;
 }
 
+function clearApiResult() {
+  $('api-result').textContent = '';
+  $('api-result').hidden = true;
+}
+
+// Ask first: disconnecting deletes the stored tokens and revokes the grant at the provider.
+function confirmDisconnect(provider) {
+  const dialog = $('confirm-disconnect');
+  $('confirm-provider').textContent = provider.display_name;
+  $('confirm-provider-again').textContent = provider.display_name;
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'yes'), { once: true });
+    dialog.returnValue = '';
+    dialog.showModal();
+    $('confirm-no').focus();  // the safe choice has the focus
+  });
+}
+
+async function disconnect(provider) {
+  if (!await confirmDisconnect(provider)) return;
+  try {
+    await api('DELETE', '/api/connections/' + encodeURIComponent(provider.name));
+    clearApiResult();  // it showed data of the account that is no longer connected
+    showOutcome(`Disconnected from ${provider.display_name}.`, false);
+  } catch (e) {
+    showOutcome(e.message, true);
+  }
+  await renderConnections().catch((e) => showOutcome(e.message, true));
+  $('connect-' + provider.name)?.focus();
+}
+
 async function renderConnections() {
   const [{ providers }, { connections }] = await Promise.all([api('GET', '/api/providers'), api('GET', '/api/connections')]);
+  sessionStorage.setItem(NAMES_KEY, JSON.stringify(Object.fromEntries(providers.map((p) => [p.name, p.display_name]))));
+  showConnectOutcome({ final: true });
   const byProvider = Object.fromEntries(connections.map((c) => [c.provider, c]));
   const rows = providers.map((p) => {
     const c = byProvider[p.name];
-    const status = c ? c.status : 'not connected';
+    const status = c ? c.status : 'none';
     const tr = document.createElement('tr');
-    tr.append(cell(p.display_name), cell(status, 'status-' + (c ? c.status : 'none')),
-              cell(c && c.external_account_id ? c.external_account_id : '—'),
-              cell(c && c.connected_at ? new Date(c.connected_at).toLocaleString() : '—'));
+    const badge = Object.assign(document.createElement('span'), {
+      id: 'status-' + p.name, className: 'status status-' + status, textContent: STATUS_LABELS[status] || status,
+    });
+    const live = c && c.status !== 'revoked';
+    tr.append(cell('Provider', p.display_name, 'provider'), cell('Status', badge),
+              cell('Account', live && c.external_account_id ? c.external_account_id : '—'),
+              cell('Connected', live && c.connected_at ? new Date(c.connected_at).toLocaleString() : '—'));
     tr.lastChild.id = 'connected-' + p.name;
-    tr.children[1].id = 'status-' + p.name;
-    const actions = document.createElement('td');
+    const actions = document.createElement('div');
+    actions.className = 'actions';
     actions.append(button('connect-' + p.name, c && c.status === 'active' ? 'Reconnect' : 'Connect', '', () => connect(p.name)));
-    if (c && c.status !== 'revoked') {
-      actions.append(' ', button('disconnect-' + p.name, 'Disconnect', 'danger', async () => {
-        await api('DELETE', '/api/connections/' + encodeURIComponent(p.name)).then(
-          () => showOutcome(`Disconnected ${p.display_name}.`, false), (e) => showOutcome(e.message, true));
-        renderConnections();
-      }));
-    }
-    tr.append(actions);
+    if (live) actions.append(button('disconnect-' + p.name, 'Disconnect', 'danger', () => disconnect(p)));
+    tr.append(cell('Actions', actions, 'actions-cell'));
     return tr;
   });
   $('providers').replaceChildren(...rows);
@@ -130,7 +214,10 @@ function render() {
   const token = sessionStorage.getItem(TOKEN_KEY);
   $('signed-out').hidden = Boolean(token);
   $('signed-in').hidden = !token;
-  if (!token) return;
+  if (!token) {
+    clearApiResult();
+    return;
+  }
   const who = claims(token);
   $('user').textContent = `${who.name || ''} (${who.sub || '?'})`;
   renderConnections().catch((e) => showOutcome(e.message, true));
@@ -140,13 +227,21 @@ document.addEventListener('DOMContentLoaded', () => {
   takeTokenFromFragment();
   readConnectOutcome();
   $('sign-in').addEventListener('click', signIn);
-  $('sign-out').addEventListener('click', () => { sessionStorage.removeItem(TOKEN_KEY); render(); });
+  $('sign-out').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    hideOutcome();
+    render();
+  });
+  $('confirm-yes').addEventListener('click', () => $('confirm-disconnect').close('yes'));
+  $('confirm-no').addEventListener('click', () => $('confirm-disconnect').close('no'));
   $('call-api').addEventListener('click', async () => {
-    $('api-result').textContent = '…';
+    const result = $('api-result');
+    result.hidden = false;
+    result.textContent = '…';
     try {
-      $('api-result').textContent = JSON.stringify(await api('GET', '/api/proxy/sandbox/me'), null, 2);
+      result.textContent = JSON.stringify(await api('GET', '/api/proxy/sandbox/me'), null, 2);
     } catch (e) {
-      $('api-result').textContent = e.message;
+      result.textContent = e.message;
     }
   });
   render();
