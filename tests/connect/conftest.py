@@ -17,7 +17,7 @@ PROVIDER_MOCKS = {
         "token_url": "https://github.com/login/oauth/access_token",
         "token": {"access_token": "gho_SECRETACCESS", "token_type": "bearer", "scope": "read:user"},
         "userinfo": ("https://api.github.com/user", {"id": 4242, "login": "octo"}),
-        "iss": None,
+        "iss": "https://github.com/login/oauth",
     },
     "google": {
         "token_url": "https://oauth2.googleapis.com/token",

@@ -139,7 +139,7 @@ def test_wrong_iss_is_rejected(connect, app):
 
 
 def test_missing_iss_is_rejected_for_provider_that_sends_it(connect, app):
-    params = connect.authorize_params(connect.start("google"))
+    params = connect.authorize_params(connect.start("github"))
     response = connect.callback({"code": "CODE123", "state": params["state"]})
     assert response.status_code == 400 and "no iss" in response.get_data(as_text=True)
 
