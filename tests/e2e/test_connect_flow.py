@@ -75,10 +75,14 @@ def test_offline_refresh_rotates_and_persists(browser, new_context, spa, auth0, 
     token1 = re.search(r"^access token: (\S+)$", first.stdout, re.M)[1]
     after1 = db.connection(user_id)
 
-    # 2) the M2M API, for a job: again a refresh, with the refresh token rotated in step 1
-    r = requests.post(service.url(f"/api/users/{user_id}/connections/{provider.connector_name}/token"),
-                      params={"min_ttl": "3600"}, timeout=15,
-                      headers={"Authorization": "Bearer " + auth0.m2m_token("read:tokens")})
+    # 2) the M2M API, for a job: a min_ttl longer than the provider's token lifetime is refused,
+    # naming the lifetime; asking for exactly the lifetime refreshes, with the token rotated in step 1
+    token_url = service.url(f"/api/users/{user_id}/connections/{provider.connector_name}/token")
+    m2m = {"Authorization": "Bearer " + auth0.m2m_token("read:tokens")}
+    r = requests.post(token_url, params={"min_ttl": "3600"}, timeout=15, headers=m2m)
+    assert r.status_code == 400 and r.json()["code"] == "min_ttl_exceeds_token_lifetime", r.text
+    assert f"({provider.access_token_ttl} s)" in r.json()["detail"]
+    r = requests.post(token_url, params={"min_ttl": str(provider.access_token_ttl)}, timeout=15, headers=m2m)
     assert r.status_code == 200, r.text
     token2 = r.json()["access_token"]
     after2 = db.connection(user_id)
@@ -167,7 +171,8 @@ def test_concurrent_token_requests_share_one_rotation_chain(page, spa, auth0, pr
     errors0 = provider.stats()["token_error"].get("refresh_token", 0)
 
     def ask(_):
-        return requests.post(url, params={"min_ttl": "3600"}, headers=headers, timeout=30)
+        # The provider's whole token lifetime: every ask needs a refresh, all but one wait for it.
+        return requests.post(url, params={"min_ttl": str(provider.access_token_ttl)}, headers=headers, timeout=30)
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(ask, range(8)))
