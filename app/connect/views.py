@@ -52,6 +52,18 @@ def _start_error(exc: ConnectorError) -> str:
     return outcomes.INVALID_REQUEST
 
 
+def _back_to_app(rt, return_to: str, name: str | None, exc: ConnectorError) -> Response:
+    """Send the browser back to its (checked) return URL with the outcome; JSON clients get the problem."""
+    db.session.rollback()
+    if wants_json():  # a script, not a browser navigation: the problem document, as documented
+        raise exc
+    known = name in {spec.name for spec in rt.registry.enabled()}
+    code = _start_error(exc)
+    log.warning("connect start refused: %s (%s, provider=%s)", code, exc.code, name if known else "-")
+    outcome = {"connector_status": "error", **({"provider": name} if known else {}), "error": code}
+    return redirect(with_outcome(return_to, **outcome), 303)
+
+
 @bp.post("/start")
 def start() -> Response:
     rt = runtime()
@@ -67,20 +79,16 @@ def start() -> Response:
     name = form.get("provider")
     try:
         principal = rt.verifier.verify(form.get("access_token"))
-        if principal.is_machine:
-            raise Forbidden("a machine (client-credentials) token cannot connect accounts; use the user's token")
+    except ConnectorError as exc:
+        return _back_to_app(rt, return_to, name, exc)
+    if principal.is_machine:  # an integration bug, not something a user meets: the 403 page
+        raise Forbidden("a machine (client-credentials) token cannot connect accounts; use the user's token")
+    try:
         spec = rt.registry.get(name)
         started = start_connect(rt.connect, principal, spec, return_to)
         db.session.commit()
     except ConnectorError as exc:
-        db.session.rollback()
-        if wants_json():  # a script, not a browser navigation: the problem document, as documented
-            raise
-        known = name in {spec.name for spec in rt.registry.enabled()}
-        code = _start_error(exc)
-        log.warning("connect start refused: %s (%s, provider=%s)", code, exc.code, name if known else "-")
-        outcome = {"connector_status": "error", **({"provider": name} if known else {}), "error": code}
-        return redirect(with_outcome(return_to, **outcome), 303)
+        return _back_to_app(rt, return_to, name, exc)
     response = redirect(started.authorize_url, 303)
     response.set_cookie(started.cookie_name, started.cookie_value, max_age=int(REQUEST_TTL.total_seconds()),
                         secure=rt.connect.secure_cookies, httponly=True, samesite="Lax", path="/")

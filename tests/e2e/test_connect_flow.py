@@ -3,7 +3,9 @@ then use the stored connection offline, through the proxy, and disconnect."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 
 import pytest
@@ -203,3 +205,56 @@ def test_client_secret_post_provider(page, spa, auth0, provider, service, db, us
     r = requests.delete(service.url(f"/api/connections/{name}"), headers={"Authorization": f"Bearer {token}"},
                         timeout=15)
     assert r.status_code == 200 and r.json()["remote_revocation"] == "done", r.text
+
+
+# ---------------------------------------------------------------- failures go back to the app (13.11)
+
+
+def _refused(provider_name: str, error: str) -> dict[str, str]:
+    return {"connector_status": "error", "provider": provider_name, "error": error}
+
+
+def test_attempt_older_than_ten_minutes_goes_back_to_the_app(page, spa, auth0, provider, service, db, username):
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    flows.sign_in(page, spa, auth0, username)
+    user_id = f"auth0|{username}"
+
+    def ten_minutes_pass():
+        # The attempt's clock, moved on at the service's own table (the service process keeps its time).
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE authorization_requests SET expires_at = :t WHERE user_id = :u"),
+                         {"t": datetime(2000, 1, 1), "u": user_id})
+
+    got = flows.connect(page, spa, provider, username, before_decision=ten_minutes_pass)
+    assert got == _refused(provider.connector_name, "expired")
+    assert flows.outcome(page) == {"status": "error", "provider": provider.connector_name, "error": "expired"}
+    assert db.connection(user_id) is None
+    assert [(e["action"], e["outcome"]) for e in db.audit(user_id)] == [("connect", "rejected")]
+
+
+def test_provider_that_does_not_answer_goes_back_to_the_app(page, spa, auth0, provider, service, db, username):
+    down = provider.down_connector_name
+    flows.sign_in(page, spa, auth0, username)
+    page.evaluate("(provider) => window.spa.connect({ provider })", down)
+    assert flows.back_at_app(page, spa) == _refused(down, "provider_unavailable")
+    assert flows.outcome(page) == {"status": "error", "provider": down, "error": "provider_unavailable"}
+    assert db.authorization_requests(f"auth0|{username}") == []
+
+
+def test_auth0_token_that_no_longer_verifies_goes_back_to_the_app(page, spa, auth0, provider, service, db,
+                                                                  username):
+    """The SPA's Auth0 token expired between page load and the click on Connect: the service checked
+    the form's return_to and Origin, so the browser goes back there, not to a dead-end 401 page."""
+    token = flows.sign_in(page, spa, auth0, username)
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["exp"] = claims["iat"] - 60  # an expired copy; its signature no longer matches either
+    stale = ".".join([header, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(),
+                      signature])
+    page.evaluate("(token) => window.spa.connect({ token })", stale)
+    assert flows.back_at_app(page, spa) == _refused(provider.connector_name, "login_required")
+    assert flows.outcome(page)["error"] == "login_required"
+    assert db.authorization_requests(f"auth0|{username}") == []
