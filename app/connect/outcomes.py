@@ -46,10 +46,31 @@ PAGES = {
 }
 
 
-def page(code: str, status_error: type[ConnectorError] = InvalidState) -> ConnectorError:
-    """The error to raise when no checked return URL exists: heading and detail in plain words."""
-    text = PAGES[code]
-    error = status_error(text.detail, code=code)
+START_PAGES = {
+    "cross_site_request": Page(
+        "This connect did not come from the application",
+        "The Connect form was sent from a page this service does not know (its Origin is not an allowed "
+        "application origin), so it was refused to protect your accounts. Nothing was connected. Open the "
+        "application itself and press Connect there."),
+    "invalid_start_form": Page(
+        "This connect request is malformed",
+        "The Connect form sent repeated or oversized fields, so this service cannot tell what was asked. "
+        "Nothing was connected. Reload the application's page and press Connect again."),
+    "invalid_return_url": Page(
+        "This connect request has a return address this service does not allow",
+        "The application asked to be sent back to an address that is not on this service's list of "
+        "allowed return URLs (CONNECT_ALLOWED_RETURN_URLS), so you were not sent anywhere. Nothing was "
+        "connected. Tell the application's operator; the reason: {reason}."),
+}
+PAGES.update(START_PAGES)
+CODES = {"invalid_state", INVALID_REQUEST, "cross_site_request", "invalid_return_url"}  # keys that are codes
+
+
+def page(key: str, status_error: type[ConnectorError] = InvalidState, reason: str = "") -> ConnectorError:
+    """The error to raise when no checked return URL exists: heading and detail in plain words (the
+    problem ``code`` stays the error class's own, e.g. invalid_request)."""
+    text = PAGES[key]
+    error = status_error(text.detail.format(reason=reason), code=key if key in CODES else None)
     error.title = text.heading
     return error
 

@@ -13,6 +13,7 @@ from ..errors import (
     InvalidRequest,
     InvalidToken,
     ProviderUnavailable,
+    ReturnUrlRejected,
     UnknownProvider,
 )
 from ..extensions import db
@@ -68,14 +69,18 @@ def _back_to_app(rt, return_to: str, name: str | None, exc: ConnectorError) -> R
 def start() -> Response:
     rt = runtime()
     # Connect-CSRF: only the SPA's own pages may start a connect for their user.
+    # Until return_to has passed its checks there is nowhere safe to send the browser: plain-words pages.
     if not rt.return_urls.origin_allowed(_request_origin()):
-        raise CrossSiteRequest("this form must be submitted from an allowed application origin")
+        raise outcomes.page("cross_site_request", CrossSiteRequest)
     try:
         form = single_params(request.form.to_dict(flat=False))
-    except InvalidRequest as exc:
-        raise InvalidRequest(exc.description) from None
-    # Checked first: from here on every failure goes back to the app (the origin is checked too).
-    return_to = rt.return_urls.check(form.get("return_to"))
+    except InvalidRequest:
+        raise outcomes.page("invalid_start_form", InvalidRequest) from None
+    try:
+        return_to = rt.return_urls.check(form.get("return_to"))
+    except ReturnUrlRejected as exc:
+        raise outcomes.page("invalid_return_url", ReturnUrlRejected, exc.description) from None
+    # From here on every failure goes back to the app (its return URL and Origin are checked).
     name = form.get("provider")
     try:
         principal = rt.verifier.verify(form.get("access_token"))

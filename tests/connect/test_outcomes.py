@@ -211,3 +211,28 @@ def test_token_endpoint_unreachable_goes_back_to_the_app(connect, app):
     params = connect.authorize_params(connect.start("spotify"))  # nothing mocked: connection refused
     response = connect.callback({"code": "CODE123", "state": params["state"]})
     assert _outcome(response) == {"connector_status": "error", "provider": "spotify", "error": "provider_unavailable"}
+
+
+# ---------------------------------------------------------------- pages where no checked return URL exists
+
+@pytest.mark.parametrize("case,status,code,heading", [
+    ("cross_site", 403, "cross_site_request", "This connect did not come from the application"),
+    ("duplicated", 400, "invalid_request", "This connect request is malformed"),
+    ("return_url", 400, "invalid_return_url", "return address this service does not allow"),
+])
+def test_start_failures_without_a_checked_return_url_are_plain_words_pages(connect, app, case, status, code,
+                                                                           heading):
+    form = {"access_token": connect.auth0.token(), "provider": "github", "return_to": RETURN_URL}
+    if case == "duplicated":
+        form["provider"] = ["github", "google"]
+    if case == "return_url":
+        form["return_to"] = "https://evil.test/settings"
+    response = connect.start(data=form, origin="https://evil.test" if case == "cross_site" else None,
+                             headers={} if case == "cross_site" else {"Origin": "https://app.test"})
+    assert response.status_code == status and "Location" not in response.headers
+    page = response.get_data(as_text=True)
+    assert heading in page and "Nothing was connected" in page and f">{code}<" in page
+    json_response = connect.start(data=form, origin="https://evil.test" if case == "cross_site" else None,
+                                  headers={"Accept": "application/json",
+                                           **({} if case == "cross_site" else {"Origin": "https://app.test"})})
+    assert json_response.json["code"] == code
