@@ -260,7 +260,7 @@ def _check_id_token(spec: ProviderSpec, id_token: str | None, nonce: str | None)
         return
     try:
         claims = json.loads(jws.extract_compact(id_token.encode()).payload)
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, RecursionError):  # RecursionError: a payload nested too deeply
         raise ProviderError("the ID token is malformed", code="invalid_id_token") from None
     if not isinstance(claims, dict):  # a JSON list, string or number is no claims set
         raise ProviderError("the ID token is malformed", code="invalid_id_token")

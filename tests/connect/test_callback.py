@@ -165,7 +165,9 @@ def _raw_id_token(payload: bytes) -> str:
     return part(b'{"alg": "RS256", "kid": "x"}') + "." + part(payload) + ".c2ln"
 
 
-@pytest.mark.parametrize("payload", [b'["nonce"]', b'"a string"', b"42", b"null", b"true", b"not json"])
+@pytest.mark.parametrize("payload", [b'["nonce"]', b'"a string"', b"42", b"null", b"true", b"not json",
+                                     b"[" * 5000 + b"]" * 5000, b"\xff\xfe",
+                                     b'{"nonce": {"a": 1}, "aud": {"x": 1}, "iss": [1]}'])
 def test_id_token_whose_payload_is_not_an_object_fails(connect, app, payload):
     params = connect.authorize_params(connect.start("google"))
     token = dict(PROVIDER_MOCKS["google"]["token"], id_token=_raw_id_token(payload))
