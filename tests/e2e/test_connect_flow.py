@@ -244,6 +244,19 @@ def test_provider_that_does_not_answer_goes_back_to_the_app(page, spa, auth0, pr
     assert db.authorization_requests(f"auth0|{username}") == []
 
 
+def test_token_endpoint_that_does_not_answer_goes_back_to_the_app(page, spa, auth0, provider, service, db,
+                                                                  username):
+    """The user allowed access at the provider, but its token endpoint is down when the code comes back."""
+    name = provider.dead_token_connector_name
+    flows.sign_in(page, spa, auth0, username)
+    got = flows.connect(page, spa, provider, username, provider_name=name)
+    assert got == _refused(name, "provider_unavailable")
+    assert flows.outcome(page) == {"status": "error", "provider": name, "error": "provider_unavailable"}
+    user_id = f"auth0|{username}"
+    assert db.connections(user_id) == []
+    assert [(e["action"], e["outcome"]) for e in db.audit(user_id)] == [("connect", "error")]
+
+
 def test_auth0_token_that_no_longer_verifies_goes_back_to_the_app(page, spa, auth0, provider, service, db,
                                                                   username):
     """The SPA's Auth0 token expired between page load and the click on Connect: the service checked
