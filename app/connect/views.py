@@ -17,7 +17,7 @@ from ..errors import (
     UnknownProvider,
 )
 from ..extensions import db
-from ..runtime import runtime
+from ..runtime import Runtime, runtime
 from ..web_errors import wants_json
 from . import outcomes
 from .flow import REQUEST_TTL, finish_connect, single_params, start_connect, with_outcome
@@ -53,14 +53,16 @@ def _start_error(exc: ConnectorError) -> str:
     return outcomes.INVALID_REQUEST
 
 
-def _back_to_app(rt, return_to: str, name: str | None, exc: ConnectorError) -> Response:
+def _back_to_app(rt: Runtime, return_to: str, name: str | None, exc: ConnectorError) -> Response:
     """Send the browser back to its (checked) return URL with the outcome; JSON clients get the problem."""
     db.session.rollback()
     if wants_json():  # a script, not a browser navigation: the problem document, as documented
         raise exc
     known = name in {spec.name for spec in rt.registry.enabled()}
     code = _start_error(exc)
-    log.warning("connect start refused: %s (%s, provider=%s)", code, exc.code, name if known else "-")
+    # An Auth0 token that expired on an open page is routine; the rest is worth an operator's look.
+    level = logging.INFO if code == outcomes.LOGIN_REQUIRED else logging.WARNING
+    log.log(level, "connect start refused: %s (%s, provider=%s)", code, exc.code, name if known else "-")
     outcome = {"connector_status": "error", **({"provider": name} if known else {}), "error": code}
     return redirect(with_outcome(return_to, **outcome), 303)
 
