@@ -64,7 +64,7 @@ def _check_response(response: requests.Response) -> requests.Response:
         raise ProviderUnavailable("token endpoint answered with an oversized body")
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than the parser goes
         raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code} with a non-JSON body") from None
     if not isinstance(body, dict):
         raise ProviderUnavailable("token endpoint answered with JSON that is not an object")
@@ -111,28 +111,66 @@ def _call(action, spec: ProviderSpec) -> dict:
         raise ProviderUnavailable(f"provider {spec.name!r} timed out") from None
     except requests.RequestException as exc:
         raise ProviderUnavailable(f"provider {spec.name!r} is unreachable ({type(exc).__name__})") from None
-    except (ValueError, TypeError, OverflowError):  # Authlib reading a malformed field ("expires_in": "soon", 1e999)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        # Authlib reading a malformed field ("expires_in": "soon", 1e999, a list) or a deeply nested body
         raise ProviderUnavailable(f"provider {spec.name!r} answered a malformed token response") from None
 
 
-def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str, ...]) -> TokenResponse:
-    access_token = body.get("access_token")
-    if not isinstance(access_token, str) or not access_token:
-        raise ProviderUnavailable(f"provider {spec.name!r} answered without an access_token")
-    refresh_token = body.get("refresh_token")
-    expires_in = _seconds(body.get("expires_in"))
-    if expires_in is None and body.get("expires_in") is not None:
-        raise ProviderUnavailable(f"provider {spec.name!r} answered a malformed expires_in")
-    expires_at = None if expires_in is None else clock.now() + timedelta(seconds=expires_in)
+def _malformed(spec: ProviderSpec, what: str) -> ProviderUnavailable:
+    return ProviderUnavailable(f"provider {spec.name!r} answered a malformed token response ({what})")
+
+
+def _optional_string(spec: ProviderSpec, body: dict, key: str, limit: int = 64 * 1024) -> str | None:
+    """A string field that may be absent (or null/empty); any other type is a malformed response."""
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise _malformed(spec, f"{key} is not a string")
+    return value
+
+
+def _expires_at(spec: ProviderSpec, body: dict) -> datetime | None:
+    """From expires_in; without one, the provider's default_access_token_ttl, unless the provider
+    declares non-expiring access tokens (GitHub OAuth apps)."""
+    raw = body.get("expires_in")
+    if raw is None or raw == "":
+        if spec.non_expiring_access_tokens:
+            return None
+        return clock.now() + timedelta(seconds=spec.default_access_token_ttl)
+    expires_in = _seconds(raw)
+    if expires_in is None:
+        raise _malformed(spec, "expires_in is not a number of seconds")
+    return clock.now() + timedelta(seconds=expires_in)
+
+
+def _scopes(spec: ProviderSpec, body: dict, requested: tuple[str, ...]) -> tuple[str, ...]:
     scope = body.get("scope")
-    scopes = tuple(scope.replace(",", " ").split()) if isinstance(scope, str) else requested_scopes
+    if scope is None:
+        return requested
+    if isinstance(scope, str):  # RFC 6749: space-separated; GitHub: comma-separated
+        return tuple(scope.replace(",", " ").split())
+    if isinstance(scope, list) and all(isinstance(item, str) and " " not in item for item in scope):
+        return tuple(item for item in scope if item)  # a few providers answer a JSON array
+    raise _malformed(spec, "scope is neither a string nor a list of strings")
+
+
+def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str, ...]) -> TokenResponse:
+    """Validate every field we use; a field of the wrong type is a malformed response, never a crash
+    and never silently dropped (a refresh_token that is a number is not "no refresh token")."""
+    if not isinstance(body, dict):
+        raise _malformed(spec, "not a JSON object")
+    access_token = _optional_string(spec, body, "access_token")
+    if access_token is None:
+        raise ProviderUnavailable(f"provider {spec.name!r} answered without an access_token")
+    token_type = _optional_string(spec, body, "token_type") or "Bearer"
     return TokenResponse(
         access_token=access_token,
-        refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
-        token_type=str(body.get("token_type") or "Bearer")[:32],
-        expires_at=expires_at,
-        scopes=scopes,
-        id_token=body.get("id_token") if isinstance(body.get("id_token"), str) else None,
+        refresh_token=_optional_string(spec, body, "refresh_token"),
+        token_type=token_type[:32],
+        expires_at=_expires_at(spec, body),
+        scopes=_scopes(spec, body, requested_scopes),
+        id_token=_optional_string(spec, body, "id_token"),
         raw=body,
     )
 
@@ -158,21 +196,31 @@ def fetch_account_id(spec: ProviderSpec, token: TokenResponse, timeout: Timeout)
     if spec.account_id_source == "token_response":
         data = token.raw
     else:
-        try:
-            response = new_session().get(spec.account_id_url, timeout=timeout, allow_redirects=False,
-                                    headers={"Authorization": f"Bearer {token.access_token}",
-                                             "Accept": "application/json"})
-        except requests.RequestException:
-            raise ProviderUnavailable(f"provider {spec.name!r} account lookup failed") from None
-        if response.status_code != 200:
-            raise ProviderUnavailable(f"provider {spec.name!r} account lookup answered HTTP {response.status_code}")
-        try:
-            data = response.json()
-        except json.JSONDecodeError:
-            raise ProviderUnavailable(f"provider {spec.name!r} account lookup answered non-JSON") from None
+        data = _userinfo(spec, token, timeout)
     for part in spec.account_id_field.split("."):
         data = data.get(part) if isinstance(data, dict) else None
-    if data is None or isinstance(data, (dict, list)):
+    if data is None or isinstance(data, (dict, list, bool)) or str(data) == "":
         raise ProviderError(f"provider {spec.name!r} account lookup has no {spec.account_id_field!r}",
                             code="account_lookup_failed")
     return str(data)[:255]
+
+
+def _userinfo(spec: ProviderSpec, token: TokenResponse, timeout: Timeout) -> object:
+    """GET the account URL with the new token: a JSON body of at most MAX_BODY bytes, read within the
+    whole-exchange deadline."""
+    try:
+        response = new_session().get(spec.account_id_url, timeout=timeout, allow_redirects=False, stream=True,
+                                     headers={"Authorization": f"Bearer {token.access_token}",
+                                              "Accept": "application/json"})
+        if response.status_code != 200:
+            response.close()
+            raise ProviderUnavailable(f"provider {spec.name!r} account lookup answered HTTP {response.status_code}")
+        body = http.read_body(response, http.deadline_for(timeout), MAX_BODY)
+    except http.BodyTooLarge:
+        raise ProviderUnavailable(f"provider {spec.name!r} account lookup answered an oversized body") from None
+    except requests.RequestException:
+        raise ProviderUnavailable(f"provider {spec.name!r} account lookup failed") from None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
+        raise ProviderUnavailable(f"provider {spec.name!r} account lookup answered non-JSON") from None

@@ -1,6 +1,7 @@
 """Machine-to-machine endpoints (Auth0 client-credentials tokens): what jobs and Actions call."""
 from __future__ import annotations
 
+import math
 import re
 
 from flask import Blueprint, request
@@ -49,7 +50,26 @@ def user_token(user_id: str, provider: str) -> dict:
         if not MIN_TTL_RE.fullmatch(raw) or int(raw) > MAX_MIN_TTL:
             raise InvalidRequest(f"min_ttl must be a whole number of seconds, at most {MAX_MIN_TTL}")
         min_ttl = int(raw)
+        _check_min_ttl_within_lifetime(_check_user_id(user_id), provider, min_ttl)
     return get_access_token(_check_user_id(user_id), provider, min_ttl=min_ttl).as_json()
+
+
+def _check_min_ttl_within_lifetime(user_id: str, provider: str, min_ttl: int) -> None:
+    """Refuse a min_ttl longer than the provider's access-token lifetime: no token could satisfy it, so
+    every call would refresh (and rotate the refresh token). Equal to the lifetime is allowed: it asks
+    for a brand-new token, deliberately."""
+    row = db.session.scalar(select(Connection).where(Connection.user_id == user_id, Connection.provider == provider))
+    if row is None or row.access_token_expires_at is None:
+        return  # the vault answers 404/409, or the token never expires
+    issued = row.last_refreshed_at or row.connected_at
+    if issued is None or row.access_token_expires_at <= issued:
+        return
+    lifetime = math.ceil((row.access_token_expires_at - issued).total_seconds())
+    if min_ttl > lifetime:
+        raise InvalidRequest(f"min_ttl {min_ttl} is longer than the lifetime of {provider!r} access tokens "
+                             f"({lifetime} s), so no token could satisfy it; ask for at most {lifetime} "
+                             "(asking for exactly the lifetime gets a new token on every call)",
+                             code="min_ttl_exceeds_token_lifetime")
 
 
 @bp.delete("/<user_id>/connections/<provider>")

@@ -2,8 +2,8 @@
 
 ``start_connect`` records a pending ``AuthorizationRequest`` and builds the
 provider's authorize URL; ``finish_connect`` checks the authorization response
-(state, browser binding, RFC 9207 ``iss``), consumes the request exactly once,
-exchanges the code and stores the connection.
+(state, browser binding, the provider's own callback path, RFC 9207 ``iss``),
+consumes the request exactly once, exchanges the code and stores the connection.
 """
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ from sqlalchemy import select, update
 from .. import clock, oauth_client
 from ..connections import upsert_connection
 from ..crypto import Keyring
-from ..errors import InvalidState, ProviderError, ProviderUnavailable
+from ..errors import InvalidState, ProviderError, ProviderUnavailable, UnknownProvider
 from ..extensions import db
 from ..identity import Principal
 from ..models import AuthorizationRequest, new_id, record_audit
 from ..providers import ProviderRegistry, ProviderSpec
+from ..providers.spec import NAME_RE
+from . import outcomes
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,13 @@ class ConnectContext:
     registry: ProviderRegistry
     keyring: Keyring
     signer: Signer
-    redirect_uri: str
+    redirect_uri: str  # {PUBLIC_BASE_URL}/connect/callback; each provider's is below it
     timeout: tuple[float, float]
     secure_cookies: bool
+
+    def redirect_uri_for(self, provider: str) -> str:
+        """Each provider its own redirect URI (RFC 9700 4.4.2 mix-up defence, with or without iss)."""
+        return f"{self.redirect_uri}/{provider}"
 
     def cookie_name(self, state_hash: str) -> str:
         # One cookie per pending request, so two tabs connecting at once do not collide.
@@ -87,7 +93,7 @@ def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec,
     if verifier:
         request.code_verifier_enc = ctx.keyring.encrypt(verifier, request.aad("code_verifier"))
     db.session.add(request)
-    url = oauth_client.authorize_url(spec, redirect_uri=ctx.redirect_uri, state=state,
+    url = oauth_client.authorize_url(spec, redirect_uri=ctx.redirect_uri_for(spec.name), state=state,
                                      code_verifier=verifier, nonce=nonce)
     return StartedConnect(url, ctx.cookie_name(request.state_hash), browser_secret)
 
@@ -111,38 +117,58 @@ def single_params(params: Mapping[str, list[str]]) -> dict[str, str]:
     return single
 
 
-def _pending_request(ctx: ConnectContext, state: str | None, cookies: Mapping[str, str]) -> AuthorizationRequest:
-    if not state:
-        raise InvalidState("the state parameter is missing")
-    try:
-        ctx.signer.unsign(state)
-    except BadSignature:
-        raise InvalidState("the state parameter is not one this service issued") from None
-    state_hash = _digest(state)
-    request = db.session.scalar(select(AuthorizationRequest).where(AuthorizationRequest.state_hash == state_hash))
-    if request is None:
-        raise InvalidState("the state parameter does not match a pending request")
+def _path_name(path_provider: str | None) -> str | None:
+    """The provider named by the callback path, if it is a well-formed name (it is untrusted input)."""
+    return path_provider if path_provider and NAME_RE.fullmatch(path_provider) else None
+
+
+def _find_request(ctx: ConnectContext, params: Mapping[str, list[str]],
+                  path_provider: str | None) -> AuthorizationRequest:
+    """The pending request named by ``state``. Without one there is no checked return URL: the
+    rejection is recorded and a plain-words page raised."""
+    states = params.get("state") or []
+    code = "invalid_state"
+    if len(states) > 1 or any(len(value) > MAX_PARAM_LENGTH for value in states):
+        code = outcomes.INVALID_REQUEST
+    elif states and states[0]:
+        try:
+            ctx.signer.unsign(states[0])
+        except BadSignature:
+            pass
+        else:
+            request = db.session.scalar(select(AuthorizationRequest)
+                                        .where(AuthorizationRequest.state_hash == _digest(states[0])))
+            if request is not None:
+                return request
+    outcomes.record_rejection(code, provider=_path_name(path_provider))
+    raise outcomes.page(code)
+
+
+def _check_request(ctx: ConnectContext, request: AuthorizationRequest, path_provider: str | None,
+                   cookies: Mapping[str, str]) -> str | None:
+    """Why this pending request cannot take this response (a stable code), or None."""
     if request.used_at is not None:
-        raise InvalidState("this authorization response was already used")
+        return outcomes.ALREADY_USED
     if request.expires_at <= clock.now():
-        raise InvalidState("this connect attempt expired; start again")
-    secret = cookies.get(ctx.cookie_name(state_hash), "")
+        return outcomes.EXPIRED
+    secret = cookies.get(ctx.cookie_name(request.state_hash), "")
     if not hmac.compare_digest(_digest(secret), request.browser_hash):
-        raise InvalidState("this authorization response belongs to another browser")
-    return request
+        return outcomes.OTHER_BROWSER
+    if path_provider != request.provider:
+        # RFC 9700 4.4.2: each provider has its own redirect URI, so a response sent to another
+        # provider's callback (a mix-up) never reaches this provider's token endpoint.
+        return outcomes.INVALID_CALLBACK
+    return None
 
 
-def _check_issuer(spec: ProviderSpec, iss: str | None) -> None:
+def _check_issuer(spec: ProviderSpec, iss: str | None) -> bool:
     """RFC 9207: a known issuer must match; a provider known to send it must send it."""
     if iss is None:
-        if spec.sends_iss:
-            raise InvalidState("the authorization response has no iss parameter")
-        return
-    if spec.issuer is not None and iss != spec.issuer:
-        raise InvalidState("the authorization response comes from a different issuer (iss)")
+        return not spec.sends_iss
+    return spec.issuer is None or iss == spec.issuer
 
 
-def _consume(request: AuthorizationRequest) -> None:
+def _consume(request: AuthorizationRequest) -> bool:
     """Mark used in its own committed transaction: one winner even under concurrent callbacks."""
     result = db.session.execute(
         update(AuthorizationRequest)
@@ -151,18 +177,45 @@ def _consume(request: AuthorizationRequest) -> None:
     )
     if result.rowcount != 1:
         db.session.rollback()
-        raise InvalidState("this authorization response was already used")
+        return False
     db.session.commit()
+    return True
 
 
-def finish_connect(ctx: ConnectContext, params: Mapping[str, list[str]], cookies: Mapping[str, str]) -> CallbackResult:
-    """Handle the provider's redirect. Raises ``InvalidState`` for a 400; otherwise redirect."""
-    query = single_params(params)
-    request = _pending_request(ctx, query.get("state"), cookies)
-    spec = ctx.registry.get(request.provider)
-    _check_issuer(spec, query.get("iss"))
-    _consume(request)
+def _rejected(request: AuthorizationRequest, code: str, cookie: str | None = None) -> CallbackResult:
+    outcomes.record_rejection(code, provider=request.provider, user_id=request.user_id, request_id=request.id)
+    url = with_outcome(request.return_to, connector_status="error", provider=request.provider, error=code)
+    return CallbackResult(url, request.provider, code, cookie)
+
+
+def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mapping[str, list[str]],
+                   cookies: Mapping[str, str]) -> CallbackResult:
+    """Handle the provider's redirect to ``/connect/callback/<path_provider>``.
+
+    Without a pending request for ``state`` this raises a plain-words 400 page. Otherwise every
+    outcome is a redirect to the request's return URL (checked when the connect started) with
+    ``connector_status`` and, on failure, a stable ``error`` code. Checks that fail before the
+    request is consumed leave it pending, so a forged response cannot cancel the real one.
+    """
+    request = _find_request(ctx, params, path_provider)
     cookie = ctx.cookie_name(request.state_hash)
+    code = _check_request(ctx, request, path_provider, cookies)
+    if code is not None:
+        # A spent or expired attempt's binding cookie is of no further use.
+        return _rejected(request, code, cookie if code in (outcomes.ALREADY_USED, outcomes.EXPIRED) else None)
+    try:
+        query = single_params(params)
+        spec = ctx.registry.get(request.provider)
+    except InvalidState:
+        return _rejected(request, outcomes.INVALID_REQUEST)
+    except UnknownProvider:
+        return _rejected(request, outcomes.UNKNOWN_PROVIDER)
+    except ProviderUnavailable:
+        return _rejected(request, outcomes.PROVIDER_UNAVAILABLE)
+    if not _check_issuer(spec, query.get("iss")):
+        return _rejected(request, outcomes.INVALID_CALLBACK)
+    if not _consume(request):
+        return _rejected(request, outcomes.ALREADY_USED, cookie)
 
     def fail(error: str) -> CallbackResult:
         record_audit("connect", "error", actor_type="user", actor_id=request.user_id,
@@ -180,7 +233,7 @@ def finish_connect(ctx: ConnectContext, params: Mapping[str, list[str]], cookies
                 if request.code_verifier_enc else None)
     try:
         token = oauth_client.exchange_code(spec, code=query["code"], code_verifier=verifier,
-                                           redirect_uri=ctx.redirect_uri, timeout=ctx.timeout)
+                                           redirect_uri=ctx.redirect_uri_for(spec.name), timeout=ctx.timeout)
         if token.refresh_token is None and not spec.non_expiring_access_tokens:
             return fail("no_refresh_token")
         _check_id_token(spec, token.id_token, request.nonce)
@@ -207,7 +260,7 @@ def _check_id_token(spec: ProviderSpec, id_token: str | None, nonce: str | None)
         return
     try:
         claims = json.loads(jws.extract_compact(id_token.encode()).payload)
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, RecursionError):  # RecursionError: a payload nested too deeply
         raise ProviderError("the ID token is malformed", code="invalid_id_token") from None
     if not isinstance(claims, dict):  # a JSON list, string or number is no claims set
         raise ProviderError("the ID token is malformed", code="invalid_id_token")

@@ -1,15 +1,28 @@
-"""HTTP face of the connect flow: two redirect-only endpoints."""
+"""HTTP face of the connect flow: /connect/start and /connect/callback/<provider>, redirect-only."""
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, request
 
-from ..errors import CrossSiteRequest, Forbidden, InvalidRequest
+from ..errors import (
+    ConnectorError,
+    CrossSiteRequest,
+    Forbidden,
+    InvalidRequest,
+    InvalidToken,
+    ProviderUnavailable,
+    ReturnUrlRejected,
+    UnknownProvider,
+)
 from ..extensions import db
-from ..runtime import runtime
-from .flow import REQUEST_TTL, finish_connect, single_params, start_connect
+from ..runtime import Runtime, runtime
+from ..web_errors import wants_json
+from . import outcomes
+from .flow import REQUEST_TTL, finish_connect, single_params, start_connect, with_outcome
 
+log = logging.getLogger(__name__)
 bp = Blueprint("connect", __name__, url_prefix="/connect")
 
 
@@ -27,33 +40,75 @@ def _request_origin() -> str | None:
     return None
 
 
+def _start_error(exc: ConnectorError) -> str:
+    """The stable code sent back to the app for a start that failed after its return URL was checked."""
+    if isinstance(exc, InvalidToken):
+        return outcomes.LOGIN_REQUIRED
+    if isinstance(exc, UnknownProvider):
+        return outcomes.UNKNOWN_PROVIDER
+    if isinstance(exc, ProviderUnavailable):
+        return outcomes.PROVIDER_UNAVAILABLE
+    if exc.status >= 500:
+        return outcomes.TEMPORARILY_UNAVAILABLE
+    return outcomes.INVALID_REQUEST
+
+
+def _back_to_app(rt: Runtime, return_to: str, name: str | None, exc: ConnectorError) -> Response:
+    """Send the browser back to its (checked) return URL with the outcome; JSON clients get the problem."""
+    db.session.rollback()
+    if wants_json():  # a script, not a browser navigation: the problem document, as documented
+        raise exc
+    known = name in {spec.name for spec in rt.registry.enabled()}
+    code = _start_error(exc)
+    # An Auth0 token that expired on an open page is routine; the rest is worth an operator's look.
+    level = logging.INFO if code == outcomes.LOGIN_REQUIRED else logging.WARNING
+    log.log(level, "connect start refused: %s (%s, provider=%s)", code, exc.code, name if known else "-")
+    outcome = {"connector_status": "error", **({"provider": name} if known else {}), "error": code}
+    return redirect(with_outcome(return_to, **outcome), 303)
+
+
 @bp.post("/start")
 def start() -> Response:
     rt = runtime()
     # Connect-CSRF: only the SPA's own pages may start a connect for their user.
+    # Until return_to has passed its checks there is nowhere safe to send the browser: plain-words pages.
     if not rt.return_urls.origin_allowed(_request_origin()):
-        raise CrossSiteRequest("this form must be submitted from an allowed application origin")
+        raise outcomes.page("cross_site_request", CrossSiteRequest)
     try:
         form = single_params(request.form.to_dict(flat=False))
-    except InvalidRequest as exc:
-        raise InvalidRequest(exc.description) from None
-    principal = rt.verifier.verify(form.get("access_token"))
-    if principal.is_machine:
+    except InvalidRequest:
+        raise outcomes.page("invalid_start_form", InvalidRequest) from None
+    try:
+        return_to = rt.return_urls.check(form.get("return_to"))
+    except ReturnUrlRejected as exc:
+        raise outcomes.page("invalid_return_url", ReturnUrlRejected, exc.description) from None
+    # From here on every failure goes back to the app (its return URL and Origin are checked).
+    name = form.get("provider")
+    try:
+        principal = rt.verifier.verify(form.get("access_token"))
+    except ConnectorError as exc:
+        return _back_to_app(rt, return_to, name, exc)
+    if principal.is_machine:  # an integration bug, not something a user meets: the 403 page
         raise Forbidden("a machine (client-credentials) token cannot connect accounts; use the user's token")
-    spec = rt.registry.get(form.get("provider"))
-    return_to = rt.return_urls.check(form.get("return_to"))
-    started = start_connect(rt.connect, principal, spec, return_to)
-    db.session.commit()
+    try:
+        spec = rt.registry.get(name)
+        started = start_connect(rt.connect, principal, spec, return_to)
+        db.session.commit()
+    except ConnectorError as exc:
+        return _back_to_app(rt, return_to, name, exc)
     response = redirect(started.authorize_url, 303)
     response.set_cookie(started.cookie_name, started.cookie_value, max_age=int(REQUEST_TTL.total_seconds()),
                         secure=rt.connect.secure_cookies, httponly=True, samesite="Lax", path="/")
     return response
 
 
-@bp.get("/callback")
-def callback() -> Response:
+# Each provider has its own redirect URI; the bare path only answers (and refuses) responses that
+# were sent to it, e.g. by a provider still registered with the address of earlier versions.
+@bp.get("/callback", defaults={"provider": None})
+@bp.get("/callback/<provider>")
+def callback(provider: str | None) -> Response:
     rt = runtime()
-    result = finish_connect(rt.connect, request.args.to_dict(flat=False), request.cookies)
+    result = finish_connect(rt.connect, provider, request.args.to_dict(flat=False), request.cookies)
     response = redirect(result.redirect_to, 303)
     if result.cookie_name:
         response.delete_cookie(result.cookie_name, path="/", secure=rt.connect.secure_cookies,

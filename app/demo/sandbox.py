@@ -137,7 +137,8 @@ def server() -> SandboxServer:
 
 
 def init_app(app: Flask, state_dir: str) -> None:
-    client = SandboxClient(CLIENT_ID, CLIENT_SECRET, f"{app.config['PUBLIC_BASE_URL']}/connect/callback",
+    # The connector gives each provider its own redirect URI: /connect/callback/<name>.
+    client = SandboxClient(CLIENT_ID, CLIENT_SECRET, f"{app.config['PUBLIC_BASE_URL']}/connect/callback/sandbox",
                            " ".join(SCOPES))
     app.extensions["demo_sandbox"] = SandboxServer(SandboxStore(state_dir), client)
     app.register_blueprint(bp)

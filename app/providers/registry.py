@@ -27,6 +27,8 @@ def read_entries(path: str) -> dict:
         else:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
+    except RecursionError:
+        raise SpecError(f"providers file {path!r} cannot be read: nested too deeply") from None
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise SpecError(f"providers file {path!r} cannot be read: {exc}") from None
     if not isinstance(data, dict):
@@ -92,7 +94,7 @@ class ProviderRegistry:
             url = spec.issuer.rstrip("/") + "/.well-known/openid-configuration"
             try:
                 meta = get_json(self._session, url, self._timeout)
-            except (requests.RequestException, ValueError) as exc:
+            except (requests.RequestException, ValueError, RecursionError) as exc:
                 log.warning("discovery for provider %s failed: %s", spec.name, type(exc).__name__)
                 raise ProviderUnavailable(f"discovery for provider {spec.name!r} failed") from None
             resolved = apply_discovery(spec, meta)
@@ -107,14 +109,16 @@ def apply_discovery(spec: ProviderSpec, meta: dict) -> ProviderSpec:
     entry: dict = {
         "authorize_url": spec.authorize_url or meta.get("authorization_endpoint"),
         "token_url": spec.token_url or meta.get("token_endpoint"),
-        "sends_iss": spec.sends_iss or bool(meta.get("authorization_response_iss_parameter_supported")),
+        "sends_iss": spec.sends_iss or meta.get("authorization_response_iss_parameter_supported") is True,
     }
     if spec.revocation_url is None and meta.get("revocation_endpoint"):
         entry["revocation_url"] = meta["revocation_endpoint"]
         entry["revocation_style"] = "rfc7009"
     if spec.account_id_source == "userinfo" and spec.account_id_url is None:
         entry["account_id_url"] = meta.get("userinfo_endpoint")
-    methods = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+    methods = meta.get("token_endpoint_auth_methods_supported")
+    if not isinstance(methods, list) or not methods:  # absent, or of the wrong shape: RFC 8414's default
+        methods = ["client_secret_basic"]
     if spec.client_auth not in methods and "client_secret_post" in methods:
         entry["client_auth"] = "client_secret_post"
     try:
@@ -130,6 +134,8 @@ def _as_entry(spec: ProviderSpec) -> dict:
              if f.name not in ("name", "client_id", "client_secret", "account_id_source",
                                "account_id_url", "account_id_field")}
     entry = {k: v for k, v in entry.items() if v is not None}
+    if spec.non_expiring_access_tokens:
+        entry.pop("default_access_token_ttl", None)
     entry["scopes"] = list(spec.scopes)
     entry["reauth_error_codes"] = list(spec.reauth_error_codes)
     entry["extra_authorize_params"] = dict(spec.extra_authorize_params)

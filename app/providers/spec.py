@@ -10,6 +10,10 @@ CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 REVOCATION_STYLES = ("rfc7009", "github_grant", "none")
 ACCOUNT_ID_SOURCES = ("userinfo", "token_response", "none")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Used when a token response has no expires_in and the entry names no default_access_token_ttl:
+# an access token is never taken for non-expiring unless the entry says so.
+DEFAULT_ACCESS_TOKEN_TTL = 3600
+MAX_ACCESS_TOKEN_TTL = 366 * 24 * 3600
 
 
 class SpecError(ValueError):
@@ -33,6 +37,8 @@ class ProviderSpec:
     pkce: bool = True
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
     non_expiring_access_tokens: bool = False
+    # Seconds an access token is taken to live when the token response has no expires_in.
+    default_access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
     # OAuth error codes on refresh that mean the grant is gone and the user must connect again.
     reauth_error_codes: tuple[str, ...] = ("invalid_grant",)
     account_id_source: str = "none"
@@ -66,18 +72,21 @@ def _url(name: str, key: str, value: object) -> str:
 
 def spec_from_mapping(name: str, entry: dict) -> ProviderSpec:
     """Validate one catalog/providers-file entry (credentials are never read from files)."""
-    if not NAME_RE.match(name):
-        raise SpecError(f"provider name {name!r} must match {NAME_RE.pattern}")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(f"provider name {str(name)[:64]!r} must match {NAME_RE.pattern}")
     if not isinstance(entry, dict):
         raise SpecError(f"provider {name!r}: entry must be a table/mapping")
     known = {f.name for f in fields(ProviderSpec)} - {"name", "client_id", "client_secret",
                                                         "account_id_source", "account_id_url", "account_id_field"}
     known.add("account_id")
-    unknown = sorted(set(entry) - known)
+    unknown = sorted(str(key)[:64] for key in set(entry) - known)
     if unknown:
         raise SpecError(f"provider {name!r}: unknown key(s) {', '.join(unknown)}")
 
-    values: dict = {"name": name, "display_name": entry.get("display_name", name.title())}
+    display_name = entry.get("display_name", name.title())
+    if not isinstance(display_name, str) or not display_name.strip() or len(display_name) > 100:
+        raise SpecError(f"provider {name!r}: display_name must be a non-empty string of at most 100 characters")
+    values: dict = {"name": name, "display_name": display_name}
     for key in ("authorize_url", "token_url", "api_base_url", "issuer", "revocation_url"):
         if entry.get(key) is not None:
             values[key] = _url(name, key, entry[key])
@@ -86,12 +95,13 @@ def spec_from_mapping(name: str, entry: dict) -> ProviderSpec:
             if not isinstance(entry[key], bool):
                 raise SpecError(f"provider {name!r}: {key} must be true or false")
             values[key] = entry[key]
+    _ttl(name, entry, values)
     scopes = entry.get("scopes", [])
     if not isinstance(scopes, list) or not all(isinstance(s, str) and s and " " not in s for s in scopes):
         raise SpecError(f"provider {name!r}: scopes must be a list of scope strings")
     values["scopes"] = tuple(scopes)
     if "scope_separator" in entry:
-        if entry["scope_separator"] not in (" ", ","):
+        if not isinstance(entry["scope_separator"], str) or entry["scope_separator"] not in (" ", ","):
             raise SpecError(f"provider {name!r}: scope_separator must be ' ' or ','")
         values["scope_separator"] = entry["scope_separator"]
     _choice(name, entry, values, "client_auth", CLIENT_AUTH_METHODS)
@@ -105,7 +115,8 @@ def spec_from_mapping(name: str, entry: dict) -> ProviderSpec:
         raise SpecError(f"provider {name!r}: reauth_error_codes must be a list of OAuth error codes")
     values["reauth_error_codes"] = tuple(codes)
     params = entry.get("extra_authorize_params", {})
-    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+    if not isinstance(params, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
+                                                   for k, v in params.items()):
         raise SpecError(f"provider {name!r}: extra_authorize_params must map names to strings")
     values["extra_authorize_params"] = tuple(sorted(params.items()))
     _account_id(name, entry.get("account_id"), values)
@@ -116,9 +127,22 @@ def spec_from_mapping(name: str, entry: dict) -> ProviderSpec:
     return spec
 
 
+def _ttl(name: str, entry: dict, values: dict) -> None:
+    if "default_access_token_ttl" not in entry:
+        return
+    ttl = entry["default_access_token_ttl"]
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 < ttl <= MAX_ACCESS_TOKEN_TTL:
+        raise SpecError(f"provider {name!r}: default_access_token_ttl must be a whole number of seconds "
+                        f"between 1 and {MAX_ACCESS_TOKEN_TTL}")
+    if values.get("non_expiring_access_tokens"):
+        raise SpecError(f"provider {name!r}: default_access_token_ttl and non_expiring_access_tokens = true "
+                        "contradict each other; set one")
+    values["default_access_token_ttl"] = ttl
+
+
 def _choice(name: str, entry: dict, values: dict, key: str, allowed: tuple[str, ...]) -> None:
     if key in entry:
-        if entry[key] not in allowed:
+        if not isinstance(entry[key], str) or entry[key] not in allowed:
             raise SpecError(f"provider {name!r}: {key} must be one of {', '.join(allowed)}")
         values[key] = entry[key]
 
@@ -128,13 +152,14 @@ def _account_id(name: str, account: object, values: dict) -> None:
         if "issuer" in values:  # OIDC: the userinfo endpoint from discovery
             values["account_id_source"] = "userinfo"
         return
-    if not isinstance(account, dict) or account.get("source") not in ACCOUNT_ID_SOURCES:
+    if (not isinstance(account, dict) or not isinstance(account.get("source"), str)
+            or account["source"] not in ACCOUNT_ID_SOURCES):
         raise SpecError(f"provider {name!r}: account_id.source must be one of {', '.join(ACCOUNT_ID_SOURCES)}")
     values["account_id_source"] = account["source"]
     if account.get("url") is not None:
         values["account_id_url"] = _url(name, "account_id.url", account["url"])
     if account.get("field") is not None:
-        if not isinstance(account["field"], str):
+        if not isinstance(account["field"], str) or not account["field"]:
             raise SpecError(f"provider {name!r}: account_id.field must be a dotted path string")
         values["account_id_field"] = account["field"]
     if values["account_id_source"] == "userinfo" and "account_id_url" not in values and "issuer" not in values:

@@ -17,7 +17,7 @@ PROVIDER_MOCKS = {
         "token_url": "https://github.com/login/oauth/access_token",
         "token": {"access_token": "gho_SECRETACCESS", "token_type": "bearer", "scope": "read:user"},
         "userinfo": ("https://api.github.com/user", {"id": 4242, "login": "octo"}),
-        "iss": None,
+        "iss": "https://github.com/login/oauth",
     },
     "google": {
         "token_url": "https://oauth2.googleapis.com/token",
@@ -46,6 +46,7 @@ def fake_id_token(claims: dict) -> str:
 class ConnectDriver:
     def __init__(self, client, auth0, http):
         self.client, self.auth0, self.http = client, auth0, http
+        self.provider = "github"  # whose callback path callback() uses: the last one started
 
     def start(self, provider: str = "github", *, token: str | None = None, return_to: str = RETURN_URL,
               origin: str | None = APP_ORIGIN, headers: dict | None = None, data: dict | None = None,
@@ -53,6 +54,7 @@ class ConnectDriver:
         form = {"access_token": token or self.auth0.token(), "provider": provider, "return_to": return_to}
         if data is not None:
             form = data
+        self.provider = provider
         all_headers = {"Origin": origin} if origin else {}
         all_headers.update(headers or {})
         return (client or self.client).post("/connect/start", data=form, headers=all_headers, base_url=BASE_URL)
@@ -70,11 +72,12 @@ class ConnectDriver:
         url, data = spec["userinfo"]
         self.http.get(url, json=data)
 
-    def callback(self, query: dict | str, client=None):
+    def callback(self, query: dict | str, client=None, *, path: str | None = None):
+        """GET the callback; ``path`` defaults to the last started provider's /connect/callback/<name>."""
         if not isinstance(query, str):
             query = "&".join(f"{k}={v}" for k, v in query.items())
-        path = "/connect/callback?" + query
-        return (client or self.client).get(path, base_url=BASE_URL)
+        path = path or f"/connect/callback/{self.provider}"
+        return (client or self.client).get(path + "?" + query, base_url=BASE_URL)
 
     def connect(self, provider: str = "github", **start_kw):
         """Run a complete successful connect; returns the callback response."""

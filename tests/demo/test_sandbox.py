@@ -80,13 +80,13 @@ def test_disconnect_revokes_the_grant_at_the_sandbox(demo):
 
 
 def test_authorize_requires_pkce_and_the_exact_redirect_uri(demo):
-    query = {"response_type": "code", "client_id": sandbox.CLIENT_ID, "redirect_uri": demo.url("/connect/callback"),
-             "scope": "profile", "state": "x" * 20}
+    query = {"response_type": "code", "client_id": sandbox.CLIENT_ID,
+             "redirect_uri": demo.url("/connect/callback/sandbox"), "scope": "profile", "state": "x" * 20}
     no_pkce = requests.get(demo.url("/demo/sandbox/authorize"), params=query, timeout=5, allow_redirects=False)
     assert no_pkce.status_code == 400 and "PKCE" in no_pkce.text
     pkce = {"code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
     elsewhere = requests.get(demo.url("/demo/sandbox/authorize"), timeout=5, allow_redirects=False,
-                             params={**query, **pkce, "redirect_uri": demo.url("/connect/callback/x")})
+                             params={**query, **pkce, "redirect_uri": demo.url("/connect/callback")})
     assert elsewhere.status_code == 400 and "Location" not in elsewhere.headers
 
 

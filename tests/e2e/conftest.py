@@ -57,6 +57,8 @@ SPA_DIR = E2E_DIR / "spa"
 AUDIENCE = "https://connector.e2e/api"
 PROVIDER_NAME = "acme"  # the e2e provider's name in the providers file (its client_secret_basic client)
 POST_PROVIDER_NAME = "acme_post"  # the same provider through its client_secret_post client
+DOWN_PROVIDER_NAME = "acme_down"  # an OpenID provider whose issuer does not answer (discovery fails)
+DEAD_TOKEN_PROVIDER_NAME = "acme_dead_token"  # the provider's authorize endpoint, a token URL nobody serves
 PROVIDER_SCOPES = ["openid", "profile", "offline_access", "api:read"]
 PROVIDER_ACCESS_TOKEN_TTL = 60  # seconds; the vault refreshes when asked for a longer min_ttl
 
@@ -219,12 +221,17 @@ def service_port(e2e_requirements) -> int:
 def provider(tmp_path_factory, service_port):
     party = parties.start_provider(
         tmp_path_factory.mktemp("provider"),
-        redirect_uri=f"http://127.0.0.1:{service_port}/connect/callback",
+        # Each provider its own redirect URI at the service: /connect/callback/<name>.
+        redirect_uri={"basic": [f"http://127.0.0.1:{service_port}/connect/callback/{name}"
+                                for name in (PROVIDER_NAME, DEAD_TOKEN_PROVIDER_NAME)],
+                      "post": f"http://127.0.0.1:{service_port}/connect/callback/{POST_PROVIDER_NAME}"},
         access_token_ttl=PROVIDER_ACCESS_TOKEN_TTL,
     )
     party.connector_name = PROVIDER_NAME  # its client: party.client (client_secret_basic)
     party.client = party.clients["basic"]
     party.post_connector_name = POST_PROVIDER_NAME  # the same provider with party.clients["post"]
+    party.down_connector_name = DOWN_PROVIDER_NAME  # configured too, but its issuer does not answer
+    party.dead_token_connector_name = DEAD_TOKEN_PROVIDER_NAME  # its authorize page, a token URL that is down
     _LOG_SOURCES["provider (oidc-provider)"] = party.log_tail
     yield party
     _LOG_SOURCES.pop("provider (oidc-provider)", None)
@@ -328,6 +335,13 @@ def _providers_toml(provider) -> str:
         f"[{PROVIDER_NAME}]", 'display_name = "Acme (oidc-provider)"', *entry, "",
         f"[{POST_PROVIDER_NAME}]", 'display_name = "Acme, client_secret_post"', *entry,
         'client_auth = "client_secret_post"', "",
+        f"[{DOWN_PROVIDER_NAME}]", 'display_name = "Acme (down)"',
+        f"issuer = {json.dumps(f'http://127.0.0.1:{parties.free_port()}/')}",  # nothing listens there
+        f"scopes = {json.dumps(PROVIDER_SCOPES)}", "",
+        f"[{DEAD_TOKEN_PROVIDER_NAME}]", 'display_name = "Acme (token endpoint down)"',
+        f"authorize_url = {json.dumps(provider.discovery()['authorization_endpoint'])}",
+        f"token_url = {json.dumps(f'http://127.0.0.1:{parties.free_port()}/token')}",  # nothing listens there
+        f"scopes = {json.dumps(PROVIDER_SCOPES)}", "",
     ])
 
 
@@ -352,6 +366,10 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database):
         f"{PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
         f"{POST_PROVIDER_NAME.upper()}_CLIENT_ID": provider.clients["post"]["client_id"],
         f"{POST_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.clients["post"]["client_secret"],
+        f"{DEAD_TOKEN_PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
+        f"{DEAD_TOKEN_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
+        f"{DOWN_PROVIDER_NAME.upper()}_CLIENT_ID": "down-client",
+        f"{DOWN_PROVIDER_NAME.upper()}_CLIENT_SECRET": "down-secret",
         "DATABASE_URL": database,
         "ADMIN_CLIENT_ID": auth0.admin_client_id,
         "ADMIN_CLIENT_SECRET": auth0.admin_client_secret,

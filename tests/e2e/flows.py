@@ -4,6 +4,7 @@ by the context's default timeouts (see conftest.new_context)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from playwright.sync_api import Page, expect
@@ -45,8 +46,9 @@ def open_settings(page: Page, spa) -> None:
 
 
 def connect(page: Page, spa, provider, username: str, *, decision: str = "allow",
-            provider_name: str | None = None) -> dict[str, str]:
-    """Press Connect on the SPA page (or connect `provider_name`), log in and allow/deny at the provider.
+            provider_name: str | None = None, before_decision: Callable[[], None] | None = None) -> dict[str, str]:
+    """Press Connect on the SPA page (or connect `provider_name`), log in and allow/deny at the provider
+    (calling `before_decision` just before the click, while the attempt is pending).
 
     Returns the query the service sent the browser back to the SPA with.
     """
@@ -60,7 +62,16 @@ def connect(page: Page, spa, provider, username: str, *, decision: str = "allow"
         log_in_at_party(page, provider, username)
     page.wait_for_selector("#allow")
     assert page.text_content("#account") == username
+    if before_decision is not None:
+        before_decision()
     page.click("#" + decision)
+    page.wait_for_url(spa.return_url + "?*")
+    page.wait_for_selector("body[data-ready='1']")
+    return query(page.url)
+
+
+def back_at_app(page: Page, spa) -> dict[str, str]:
+    """Wait until the service has sent the browser back to the SPA; the query it came back with."""
     page.wait_for_url(spa.return_url + "?*")
     page.wait_for_selector("body[data-ready='1']")
     return query(page.url)

@@ -127,14 +127,20 @@ class NodeParty:
         self.stop()
 
 
+def _uris(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
 def start_provider(
     tmpdir: Path | str,
     *,
-    redirect_uri: str,
+    redirect_uri: str | dict[str, str | list[str]],
     access_token_ttl: int = 60,
     name: str = "provider",
 ) -> NodeParty:
     """A strict third-party OAuth/OIDC provider with a basic-auth and a post-auth client.
+
+    redirect_uri: one for both clients, or {"basic": uri or [uris], "post": ...} (registered exactly).
 
     party.clients == {"basic": {"client_id", "client_secret"}, "post": {...}}
     Protected resource: GET <issuer>/api/me with a Bearer token.
@@ -150,7 +156,7 @@ def start_provider(
         "clients": [
             {
                 **creds,
-                "redirect_uris": [redirect_uri],
+                "redirect_uris": _uris(redirect_uri[kind] if isinstance(redirect_uri, dict) else redirect_uri),
                 "token_endpoint_auth_method": f"client_secret_{kind}",
             }
             for kind, creds in clients.items()
@@ -159,6 +165,7 @@ def start_provider(
     party = NodeParty(tmpdir, name, config)
     party.clients = clients
     party.redirect_uri = redirect_uri
+    party.access_token_ttl = access_token_ttl
     party.api_url = party.base_url + "/api/me"
 
     def issued_tokens(sub: str) -> dict:

@@ -37,7 +37,7 @@ def test_consent_denied_at_provider(page, spa, auth0, provider, db, username):
 
 def test_replayed_callback_is_refused(page, new_context, spa, auth0, provider, service, db, username):
     callbacks: list[str] = []
-    prefix = service.url("/connect/callback?")
+    prefix = service.url(f"/connect/callback/{provider.connector_name}?")
     page.on("request", lambda r: callbacks.append(r.url) if r.url.startswith(prefix) else None)
     flows.sign_in(page, spa, auth0, username)
     assert flows.connect(page, spa, provider, username)["connector_status"] == "connected"
@@ -48,15 +48,19 @@ def test_replayed_callback_is_refused(page, new_context, spa, auth0, provider, s
     stored = db.connection(user_id)
     code_exchanges = provider.stats()["token"]["authorization_code"]
 
-    # The same browser (it still has its cookies at the service): already used.
-    response = page.goto(callback_url)
-    assert response.status == 400
-    assert "already used" in page.text_content("body")
+    # The same browser delivers the response again (Back, then Allow again): back at the app with a
+    # stable code, as for a denied consent, and the SPA shows it.
+    page.goto(callback_url)
+    refused = {"connector_status": "error", "provider": provider.connector_name, "error": "already_used"}
+    assert flows.back_at_app(page, spa) == refused
+    assert flows.outcome(page) == {"status": "error", "provider": provider.connector_name, "error": "already_used"}
 
     # Another browser (the URL leaked, e.g. from history or a log): refused as well.
     other = new_context().new_page()
-    response = other.goto(callback_url)
-    assert response.status == 400
+    other.goto(callback_url)
+    assert flows.back_at_app(other, spa) == refused
+    rejected = [(e["action"], e["outcome"]) for e in db.audit(user_id) if e["outcome"] == "rejected"]
+    assert rejected == [("connect", "rejected")] * 2  # recorded for the operator (13.8)
 
     assert db.connection(user_id) == stored  # nothing changed, not even updated_at
     assert provider.stats()["token"]["authorization_code"] == code_exchanges  # the code was never sent again
@@ -78,7 +82,7 @@ def test_callback_is_bound_to_the_browser_that_started(new_context, spa, auth0, 
     for _ in range(5):  # bounded: consent -> resume -> redirect to the service's callback
         assert response.status in (302, 303), response.status
         location = urljoin(response.url, response.headers["location"])
-        if location.startswith(service.url("/connect/callback?")):
+        if location.startswith(service.url(f"/connect/callback/{provider.connector_name}?")):
             break
         response = victim.request.get(location, max_redirects=0)
     else:
@@ -86,9 +90,8 @@ def test_callback_is_bound_to_the_browser_that_started(new_context, spa, auth0, 
     callback_url = location
 
     attacker_page = new_context().new_page()
-    response = attacker_page.goto(callback_url)
-    assert response.status == 400
-    assert "another browser" in attacker_page.text_content("body")
+    attacker_page.goto(callback_url)
+    assert flows.back_at_app(attacker_page, spa)["error"] == "other_browser"
     user_id = f"auth0|{username}"
     assert db.connection(user_id) is None
     assert db.authorization_requests(user_id)[0]["used_at"] is None  # the attempt was not burned
@@ -96,8 +99,21 @@ def test_callback_is_bound_to_the_browser_that_started(new_context, spa, auth0, 
     # Mix-up: the same response claiming another issuer (RFC 9207) is refused, even in the right browser.
     forged = callback_url.replace(quote(provider.issuer, safe=""), quote(auth0.issuer, safe=""))
     assert forged != callback_url
-    response = page.goto(forged)
-    assert response.status == 400 and "different issuer" in page.text_content("body")
+    page.goto(forged)
+    assert flows.back_at_app(page, spa)["error"] == "invalid_callback"
+
+    # Mix-up by path (RFC 9700 4.4.2): the response delivered to another provider's redirect URI is
+    # refused before the code goes to any token endpoint.
+    exchanges = provider.stats()["token"].get("authorization_code", 0)
+    other_path = callback_url.replace(f"/connect/callback/{provider.connector_name}?",
+                                      f"/connect/callback/{provider.post_connector_name}?")
+    page.goto(other_path)
+    assert flows.back_at_app(page, spa) == {"connector_status": "error", "provider": provider.connector_name,
+                                            "error": "invalid_callback"}
+    assert provider.stats()["token"].get("authorization_code", 0) == exchanges
+    assert db.authorization_requests(user_id)[0]["used_at"] is None
+    reasons = [e["detail"] for e in db.audit(user_id) if e["outcome"] == "rejected"]
+    assert len(reasons) == 3 and all("other_browser" in str(r) or "invalid_callback" in str(r) for r in reasons)
 
     # The browser that started it can still finish.
     page.goto(callback_url)

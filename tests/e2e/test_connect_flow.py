@@ -3,7 +3,9 @@ then use the stored connection offline, through the proxy, and disconnect."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 
 import pytest
@@ -75,10 +77,14 @@ def test_offline_refresh_rotates_and_persists(browser, new_context, spa, auth0, 
     token1 = re.search(r"^access token: (\S+)$", first.stdout, re.M)[1]
     after1 = db.connection(user_id)
 
-    # 2) the M2M API, for a job: again a refresh, with the refresh token rotated in step 1
-    r = requests.post(service.url(f"/api/users/{user_id}/connections/{provider.connector_name}/token"),
-                      params={"min_ttl": "3600"}, timeout=15,
-                      headers={"Authorization": "Bearer " + auth0.m2m_token("read:tokens")})
+    # 2) the M2M API, for a job: a min_ttl longer than the provider's token lifetime is refused,
+    # naming the lifetime; asking for exactly the lifetime refreshes, with the token rotated in step 1
+    token_url = service.url(f"/api/users/{user_id}/connections/{provider.connector_name}/token")
+    m2m = {"Authorization": "Bearer " + auth0.m2m_token("read:tokens")}
+    r = requests.post(token_url, params={"min_ttl": "3600"}, timeout=15, headers=m2m)
+    assert r.status_code == 400 and r.json()["code"] == "min_ttl_exceeds_token_lifetime", r.text
+    assert f"({provider.access_token_ttl} s)" in r.json()["detail"]
+    r = requests.post(token_url, params={"min_ttl": str(provider.access_token_ttl)}, timeout=15, headers=m2m)
     assert r.status_code == 200, r.text
     token2 = r.json()["access_token"]
     after2 = db.connection(user_id)
@@ -167,7 +173,8 @@ def test_concurrent_token_requests_share_one_rotation_chain(page, spa, auth0, pr
     errors0 = provider.stats()["token_error"].get("refresh_token", 0)
 
     def ask(_):
-        return requests.post(url, params={"min_ttl": "3600"}, headers=headers, timeout=30)
+        # The provider's whole token lifetime: every ask needs a refresh, all but one wait for it.
+        return requests.post(url, params={"min_ttl": str(provider.access_token_ttl)}, headers=headers, timeout=30)
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(ask, range(8)))
@@ -198,3 +205,69 @@ def test_client_secret_post_provider(page, spa, auth0, provider, service, db, us
     r = requests.delete(service.url(f"/api/connections/{name}"), headers={"Authorization": f"Bearer {token}"},
                         timeout=15)
     assert r.status_code == 200 and r.json()["remote_revocation"] == "done", r.text
+
+
+# ---------------------------------------------------------------- failures go back to the app (13.11)
+
+
+def _refused(provider_name: str, error: str) -> dict[str, str]:
+    return {"connector_status": "error", "provider": provider_name, "error": error}
+
+
+def test_attempt_older_than_ten_minutes_goes_back_to_the_app(page, spa, auth0, provider, service, db, username):
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    flows.sign_in(page, spa, auth0, username)
+    user_id = f"auth0|{username}"
+
+    def ten_minutes_pass():
+        # The attempt's clock, moved on at the service's own table (the service process keeps its time).
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE authorization_requests SET expires_at = :t WHERE user_id = :u"),
+                         {"t": datetime(2000, 1, 1), "u": user_id})
+
+    got = flows.connect(page, spa, provider, username, before_decision=ten_minutes_pass)
+    assert got == _refused(provider.connector_name, "expired")
+    assert flows.outcome(page) == {"status": "error", "provider": provider.connector_name, "error": "expired"}
+    assert db.connection(user_id) is None
+    assert [(e["action"], e["outcome"]) for e in db.audit(user_id)] == [("connect", "rejected")]
+
+
+def test_provider_that_does_not_answer_goes_back_to_the_app(page, spa, auth0, provider, service, db, username):
+    down = provider.down_connector_name
+    flows.sign_in(page, spa, auth0, username)
+    page.evaluate("(provider) => window.spa.connect({ provider })", down)
+    assert flows.back_at_app(page, spa) == _refused(down, "provider_unavailable")
+    assert flows.outcome(page) == {"status": "error", "provider": down, "error": "provider_unavailable"}
+    assert db.authorization_requests(f"auth0|{username}") == []
+
+
+def test_token_endpoint_that_does_not_answer_goes_back_to_the_app(page, spa, auth0, provider, service, db,
+                                                                  username):
+    """The user allowed access at the provider, but its token endpoint is down when the code comes back."""
+    name = provider.dead_token_connector_name
+    flows.sign_in(page, spa, auth0, username)
+    got = flows.connect(page, spa, provider, username, provider_name=name)
+    assert got == _refused(name, "provider_unavailable")
+    assert flows.outcome(page) == {"status": "error", "provider": name, "error": "provider_unavailable"}
+    user_id = f"auth0|{username}"
+    assert db.connections(user_id) == []
+    assert [(e["action"], e["outcome"]) for e in db.audit(user_id)] == [("connect", "error")]
+
+
+def test_auth0_token_that_no_longer_verifies_goes_back_to_the_app(page, spa, auth0, provider, service, db,
+                                                                  username):
+    """The SPA's Auth0 token expired between page load and the click on Connect: the service checked
+    the form's return_to and Origin, so the browser goes back there, not to a dead-end 401 page."""
+    token = flows.sign_in(page, spa, auth0, username)
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["exp"] = claims["iat"] - 60  # an expired copy; its signature no longer matches either
+    stale = ".".join([header, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(),
+                      signature])
+    page.evaluate("(token) => window.spa.connect({ token })", stale)
+    assert flows.back_at_app(page, spa) == _refused(provider.connector_name, "login_required")
+    assert flows.outcome(page)["error"] == "login_required"
+    assert db.authorization_requests(f"auth0|{username}") == []

@@ -15,7 +15,12 @@ def test_catalog_has_builtin_providers():
     specs = load_specs(None)
     assert {"github", "google", "spotify"} <= set(specs)
     assert dict(specs["google"].extra_authorize_params) == {"access_type": "offline", "prompt": "consent"}
-    assert specs["google"].sends_iss and specs["google"].issuer == "https://accounts.google.com"
+    # RFC 9207: GitHub's metadata advertises iss; Google's does not (iss checked when present).
+    assert specs["github"].sends_iss and specs["github"].issuer == "https://github.com/login/oauth"
+    assert not specs["google"].sends_iss and specs["google"].issuer == "https://accounts.google.com"
+    assert not specs["spotify"].sends_iss and specs["spotify"].issuer is None
+    # Without expires_in: Google and Spotify tokens live an hour; GitHub OAuth app tokens never expire.
+    assert specs["google"].default_access_token_ttl == specs["spotify"].default_access_token_ttl == 3600
     assert specs["github"].non_expiring_access_tokens and specs["github"].revocation_style == "github_grant"
     assert specs["spotify"].revocation_style == "none"
 
@@ -139,3 +144,31 @@ def test_failed_discovery_is_unavailable_and_retried_later(answer):
     with responses.RequestsMock() as http:
         http.get("https://idp.test/.well-known/openid-configuration", json=DISCOVERY)
         assert registry.get("idp").token_url == "https://idp.test/token"
+
+
+@pytest.mark.parametrize("answer", [
+    {"body": "[" * 100_000, "content_type": "application/json"},
+    {"json": [DISCOVERY]},
+    {"json": {**DISCOVERY, "authorization_endpoint": ["https://idp.test/auth"]}},
+    {"json": {**DISCOVERY, "token_endpoint": 42}},
+    {"json": {**DISCOVERY, "revocation_endpoint": {"url": "https://idp.test/revoke"}}},
+    {"json": {**DISCOVERY, "userinfo_endpoint": True}},
+    {"json": {**DISCOVERY, "issuer": ["https://idp.test"]}},
+])
+def test_discovery_of_the_wrong_shape_is_unavailable(answer):
+    registry = _idp_registry()
+    with responses.RequestsMock() as http:
+        http.get("https://idp.test/.well-known/openid-configuration", **answer)
+        with pytest.raises(ProviderUnavailable):
+            registry.get("idp")
+
+
+@pytest.mark.parametrize("methods", [5, "client_secret_post", {"a": 1}, [1, None]])
+def test_discovery_auth_methods_of_the_wrong_shape_fall_back_to_basic(methods):
+    registry = _idp_registry()
+    with responses.RequestsMock() as http:
+        http.get("https://idp.test/.well-known/openid-configuration",
+                 json={**DISCOVERY, "token_endpoint_auth_methods_supported": methods,
+                       "authorization_response_iss_parameter_supported": "false"})
+        spec = registry.get("idp")
+    assert spec.client_auth == "client_secret_basic" and not spec.sends_iss

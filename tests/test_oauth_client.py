@@ -1,0 +1,159 @@
+"""The token and userinfo response parsers: every shape a provider can send ends in a TokenResponse
+or in our ProviderError/ProviderUnavailable, never in another exception."""
+import dataclasses
+import json
+from datetime import timedelta
+
+import pytest
+import responses
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app import clock, oauth_client
+from app.errors import ProviderError, ProviderUnavailable
+from app.providers.registry import load_specs
+
+SPECS = load_specs(None)
+SPOTIFY = dataclasses.replace(SPECS["spotify"], client_id="c", client_secret="s")
+GITHUB = dataclasses.replace(SPECS["github"], client_id="c", client_secret="s")
+TOKEN_URL = SPOTIFY.token_url
+TIMEOUT = (1.0, 1.0)
+
+
+def _exchange(spec=SPOTIFY, **mock):
+    with responses.RequestsMock() as http:
+        http.post(spec.token_url, **mock)
+        return oauth_client.exchange_code(spec, code="c", code_verifier=None, redirect_uri="https://x.test/cb",
+                                          timeout=TIMEOUT)
+
+
+def test_missing_expires_in_uses_the_providers_default_ttl():
+    before = clock.now()
+    token = _exchange(json={"access_token": "a", "refresh_token": "r"})
+    assert token.expires_at is not None
+    assert timedelta(seconds=3599) <= token.expires_at - before <= timedelta(seconds=3601)
+
+
+def test_default_ttl_comes_from_the_spec():
+    spec = dataclasses.replace(SPOTIFY, default_access_token_ttl=120)
+    before = clock.now()
+    token = _exchange(spec, json={"access_token": "a", "refresh_token": "r"})
+    assert timedelta(seconds=119) <= token.expires_at - before <= timedelta(seconds=121)
+
+
+def test_non_expiring_provider_keeps_tokens_without_expiry():
+    token = _exchange(GITHUB, json={"access_token": "gho_x", "token_type": "bearer", "scope": "read:user"})
+    assert token.expires_at is None and token.refresh_token is None
+
+
+def test_expires_in_given_wins_over_the_default():
+    before = clock.now()
+    token = _exchange(json={"access_token": "a", "refresh_token": "r", "expires_in": "60"})
+    assert timedelta(seconds=59) <= token.expires_at - before <= timedelta(seconds=61)
+
+
+def test_scope_as_json_array_is_read():
+    token = _exchange(json={"access_token": "a", "refresh_token": "r", "expires_in": 60, "scope": ["x", "y"]})
+    assert token.scopes == ("x", "y")
+
+
+@pytest.mark.parametrize("body", [
+    {"access_token": 123, "refresh_token": "r"},
+    {"access_token": ["a"], "refresh_token": "r"},
+    {"access_token": "a", "refresh_token": 42},
+    {"access_token": "a", "refresh_token": {"value": "r"}},
+    {"access_token": "a", "refresh_token": "r", "scope": 7},
+    {"access_token": "a", "refresh_token": "r", "scope": {"a": 1}},
+    {"access_token": "a", "refresh_token": "r", "scope": ["a", 1]},
+    {"access_token": "a", "refresh_token": "r", "expires_in": "soon"},
+    {"access_token": "a", "refresh_token": "r", "expires_in": [60]},
+    {"access_token": "a", "refresh_token": "r", "expires_in": {"s": 60}},
+    {"access_token": "a", "refresh_token": "r", "expires_in": -5},
+    {"access_token": "a", "refresh_token": "r", "expires_in": True},
+    {"access_token": "a", "refresh_token": "r", "expires_at": [1]},
+    {"access_token": "a", "refresh_token": "r", "token_type": {"x": 1}},
+    {"access_token": "a", "refresh_token": "r", "id_token": 5},
+], ids=lambda body: json.dumps(body)[:60])
+def test_wrong_types_are_a_malformed_response(body):
+    with pytest.raises(ProviderUnavailable):
+        _exchange(json=body)
+
+
+@pytest.mark.parametrize("raw", [
+    b"[1, 2]", b'"token"', b"42", b"null", b"<html>", b"\xff\xfe\x00", b"[" * 100_000 + b"]" * 100_000,
+    b'{"access_token": "a", "expires_in": 1e999}', b'{"access_token": "a", "expires_in": ' + b"9" * 5000 + b"}",
+    b'{"access_token": "a", "expires_in": NaN}',
+])
+def test_bodies_that_are_no_token_object_are_a_clear_error(raw):
+    with pytest.raises(ProviderUnavailable):
+        _exchange(body=raw, content_type="application/json")
+
+
+def test_huge_expires_in_is_capped():
+    token = _exchange(json={"access_token": "a", "refresh_token": "r", "expires_in": 10**30})
+    assert token.expires_at - clock.now() <= timedelta(seconds=oauth_client.MAX_SECONDS)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(["access_token", "refresh_token", "expires_in", "expires_at", "scope", "token_type",
+                          "id_token", "error", "error_description"])
+TOKEN_BODIES = st.one_of(
+    JSON,
+    st.dictionaries(FIELDS, JSON, max_size=8),
+    st.fixed_dictionaries({"access_token": st.text(min_size=1, max_size=10)},
+                          optional={"refresh_token": JSON, "expires_in": JSON, "scope": JSON,
+                                    "token_type": JSON, "id_token": JSON, "expires_at": JSON}),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=TOKEN_BODIES, status=st.sampled_from([200, 400, 401]))
+def test_any_token_response_shape_is_a_token_or_our_error(body, status):
+    try:
+        token = _exchange(body=json.dumps(body), status=status, content_type="application/json")
+    except (ProviderError, ProviderUnavailable):
+        return
+    assert isinstance(token.access_token, str) and token.access_token
+    assert token.refresh_token is None or isinstance(token.refresh_token, str)
+    assert all(isinstance(scope, str) for scope in token.scopes)
+
+
+USERINFO = "https://api.spotify.com/v1/me"
+
+
+def _account_id(**mock):
+    token = oauth_client.TokenResponse("a", "r", "Bearer", None, ())
+    with responses.RequestsMock() as http:
+        http.get(USERINFO, **mock)
+        return oauth_client.fetch_account_id(SPOTIFY, token, TIMEOUT)
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b"\xff\xfe", b"x" * (oauth_client.MAX_BODY + 10), b"<html>"])
+def test_userinfo_that_is_no_json_object_is_unavailable(raw):
+    with pytest.raises(ProviderUnavailable):
+        _account_id(body=raw, content_type="application/json")
+
+
+@pytest.mark.parametrize("data", [[{"id": "x"}], {"id": None}, {"id": True}, {"id": {"n": 1}}, {"id": ""}, "id"])
+def test_userinfo_without_a_usable_id_is_a_provider_error(data):
+    with pytest.raises(ProviderError) as info:
+        _account_id(json=data)
+    assert info.value.code == "account_lookup_failed"
+
+
+def test_userinfo_numeric_id_is_read_as_text():
+    assert _account_id(json={"id": 12345678901234567890}) == "12345678901234567890"
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=JSON)
+def test_any_userinfo_shape_is_an_id_or_our_error(data):
+    try:
+        account = _account_id(body=json.dumps(data), content_type="application/json")
+    except (ProviderError, ProviderUnavailable):
+        return
+    assert isinstance(account, str) and account
