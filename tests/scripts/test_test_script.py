@@ -19,3 +19,20 @@ def test_scripts_test_runs_ruff_before_pytest():
     tests = next(i for i, line in enumerate(commands) if "pytest" in line)
     assert lint < tests
     assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _collected(*args: str) -> list[str]:
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             *args, "tests/bench"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def test_bench_smoke_is_slow_and_still_collected_without_a_marker_filter():
+    assert any("test_smoke.py::" in line for line in _collected())  # what scripts/test and .ci/run run
+    assert not any("test_smoke.py::" in line for line in _collected("-m", "not slow"))
+
+
+def test_auth0_stand_in_key_is_generated_once(auth0):
+    from tests.conftest import Auth0StandIn
+
+    assert Auth0StandIn().key is auth0.key
