@@ -1,4 +1,8 @@
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -14,6 +18,7 @@ from config import parse_encryption_keys
 from tests.conftest import KEY_1, KEY_2, base_env, make_connection
 
 GOOGLE_REVOKE = "https://oauth2.googleapis.com/revoke"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _token(n: int) -> TokenResponse:
@@ -156,3 +161,40 @@ def test_refresh_due_rejects_a_malformed_duration_clearly(runner, within):
     result = runner.invoke(args=["connector", "refresh-due", "--within", within])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
     assert "Invalid value for '--within'" in result.output
+
+
+def _flask_on_empty_environment(*args: str) -> subprocess.CompletedProcess:
+    """The real ``flask`` command with nothing configured: only PATH."""
+    return subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "wsgi", *args], cwd=ROOT,
+                          env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=120)
+
+
+def test_help_works_on_an_empty_environment():
+    top = _flask_on_empty_environment("--help")
+    assert top.returncode == 0 and "connector" in top.stdout, top.stderr
+    group = _flask_on_empty_environment("connector", "--help")
+    assert group.returncode == 0, group.stderr
+    assert all(name in group.stdout for name in ("generate-key", "rotate-keys", "refresh-due", "token"))
+    command = _flask_on_empty_environment("connector", "rotate-keys", "--help")
+    assert command.returncode == 0 and "--batch-size" in command.stdout
+
+
+def test_generate_key_works_on_an_empty_environment():
+    result = _flask_on_empty_environment("connector", "generate-key", "--key-id", "first")
+    assert result.returncode == 0, result.stderr
+    (key_id, key), = parse_encryption_keys(result.stdout.strip())
+    assert key_id == "first" and len(key) == 32
+
+
+@pytest.mark.parametrize("args", [("connector", "rotate-keys"), ("db", "upgrade")])
+def test_commands_that_need_configuration_list_every_problem_and_fail(args):
+    result = _flask_on_empty_environment(*args)
+    assert result.returncode == 4
+    assert result.stderr.splitlines() == [
+        "configuration error: PUBLIC_BASE_URL: required (the service's external URL)",
+        "configuration error: SECRET_KEY: required outside demo/testing",
+        "configuration error: AUTH0_DOMAIN: required (or AUTH0_ISSUER)",
+        "configuration error: AUTH0_AUDIENCE: required",
+        "configuration error: TOKEN_ENCRYPTION_KEYS: at least one key is required",
+        "configuration error: CONNECT_ALLOWED_RETURN_URLS: required (comma-separated URLs)",
+    ]
