@@ -37,11 +37,15 @@ def report_configuration_error(error: ConfigError) -> None:
         print(f"configuration error: {line}", file=sys.stderr, flush=True)
 
 
+def _stop(error: ConfigError) -> None:
+    report_configuration_error(error)
+    raise click.exceptions.Exit(EXIT_CONFIGURATION_ERROR)
+
+
 def _refuse_unconfigured() -> None:
     error = current_app.extensions.get(CONFIGURATION_ERROR)
     if error is not None:
-        report_configuration_error(error)
-        raise click.exceptions.Exit(EXIT_CONFIGURATION_ERROR)
+        _stop(error)
 
 
 class ConnectorGroup(AppGroup):
@@ -66,12 +70,16 @@ class ConnectorGroup(AppGroup):
 class _UnconfiguredCli(AppGroup):
     """The CLI of an unconfigured app: any command it does not know (``db``, ...) reports the problems."""
 
+    def __init__(self, name: str, error: ConfigError) -> None:
+        super().__init__(name)
+        self.error = error
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
         if command is not None:
             return command
-        return click.Command(name, callback=_refuse_unconfigured, add_help_option=False, hidden=True,
-                             context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+        return click.Command(name, callback=functools.partial(_stop, self.error), add_help_option=False,
+                             hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 def loaded_by_flask_cli() -> bool:
@@ -85,7 +93,7 @@ def unconfigured_app(error: ConfigError) -> Flask:
     """An app that only carries the CLI, for a flask command run while the configuration is broken."""
     app = Flask(__name__)
     app.extensions[CONFIGURATION_ERROR] = error
-    app.cli = _UnconfiguredCli(app.name)
+    app.cli = _UnconfiguredCli(app.name, error)
     app.cli.add_command(connector)
     return app
 

@@ -169,32 +169,53 @@ def _flask_on_empty_environment(*args: str) -> subprocess.CompletedProcess:
                           env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=120)
 
 
-def test_help_works_on_an_empty_environment():
-    top = _flask_on_empty_environment("--help")
-    assert top.returncode == 0 and "connector" in top.stdout, top.stderr
+def test_help_and_generate_key_work_on_an_empty_environment():
     group = _flask_on_empty_environment("connector", "--help")
     assert group.returncode == 0, group.stderr
     assert all(name in group.stdout for name in ("generate-key", "rotate-keys", "refresh-due", "token"))
-    command = _flask_on_empty_environment("connector", "rotate-keys", "--help")
-    assert command.returncode == 0 and "--batch-size" in command.stdout
-
-
-def test_generate_key_works_on_an_empty_environment():
     result = _flask_on_empty_environment("connector", "generate-key", "--key-id", "first")
     assert result.returncode == 0, result.stderr
     (key_id, key), = parse_encryption_keys(result.stdout.strip())
     assert key_id == "first" and len(key) == 32
 
 
-@pytest.mark.parametrize("args", [("connector", "rotate-keys"), ("db", "upgrade")])
-def test_commands_that_need_configuration_list_every_problem_and_fail(args):
-    result = _flask_on_empty_environment(*args)
+EMPTY_ENVIRONMENT_PROBLEMS = [
+    "configuration error: PUBLIC_BASE_URL: required (the service's external URL)",
+    "configuration error: SECRET_KEY: required outside demo/testing",
+    "configuration error: AUTH0_DOMAIN: required (or AUTH0_ISSUER)",
+    "configuration error: AUTH0_AUDIENCE: required",
+    "configuration error: TOKEN_ENCRYPTION_KEYS: at least one key is required",
+    "configuration error: CONNECT_ALLOWED_RETURN_URLS: required (comma-separated URLs)",
+]
+
+
+def test_db_upgrade_on_an_empty_environment_lists_every_problem_and_fails():
+    result = _flask_on_empty_environment("db", "upgrade")
     assert result.returncode == 4
-    assert result.stderr.splitlines() == [
-        "configuration error: PUBLIC_BASE_URL: required (the service's external URL)",
-        "configuration error: SECRET_KEY: required outside demo/testing",
-        "configuration error: AUTH0_DOMAIN: required (or AUTH0_ISSUER)",
-        "configuration error: AUTH0_AUDIENCE: required",
-        "configuration error: TOKEN_ENCRYPTION_KEYS: at least one key is required",
-        "configuration error: CONNECT_ALLOWED_RETURN_URLS: required (comma-separated URLs)",
-    ]
+    assert result.stderr.splitlines() == EMPTY_ENVIRONMENT_PROBLEMS
+
+
+def _unconfigured_runner():
+    from app.cli import unconfigured_app
+    from config import ConfigError, load_config
+
+    try:
+        load_config({})
+    except ConfigError as exc:
+        return unconfigured_app(exc).test_cli_runner()
+    raise AssertionError("an empty environment loaded")
+
+
+@pytest.mark.parametrize("args", [("connector", "rotate-keys"), ("connector", "token", "u", "github"),
+                                  ("connector", "refresh-due"), ("routes",)])
+def test_unconfigured_commands_list_every_problem_and_exit_4(args):
+    result = _unconfigured_runner().invoke(args=list(args))
+    assert result.exit_code == 4
+    assert result.stderr.splitlines() == EMPTY_ENVIRONMENT_PROBLEMS
+
+
+def test_unconfigured_help_and_generate_key_still_work():
+    runner = _unconfigured_runner()
+    assert runner.invoke(args=["connector", "rotate-keys", "--help"]).exit_code == 0
+    result = runner.invoke(args=["connector", "generate-key", "--key-id", "k1"])
+    assert result.exit_code == 0 and parse_encryption_keys(result.output.strip())[0][0] == "k1"
