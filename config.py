@@ -1,14 +1,15 @@
 """Configuration from environment variables, validated once at start-up.
 
-Every problem is reported as one ``ConfigError`` line that names the variable.
-Nothing else lives here.
+Every problem is one line that names the variable; all of them are reported at once, in one
+``ConfigError``, so an operator fixes the environment in one pass. No line echoes a secret's value
+or a URL's password. Nothing else lives here.
 """
 from __future__ import annotations
 
 import base64
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
@@ -22,8 +23,38 @@ DEMO_ENCRYPTION_KEY = "demo:" + base64.b64encode(b"demo-key-never-use-in-product
 DEMO_AUDIENCE = "https://connector.demo/api"
 
 
+# A URL's user-info (``//user:password@``) never reaches a message, whatever the value looked like.
+URL_CREDENTIALS_RE = re.compile(r"(?<=//)[^/@\s'\"]*@")
+
+
 class ConfigError(Exception):
-    """A missing or malformed setting; the message names the variable."""
+    """Missing or malformed settings: one line per problem, each starting with the variable's name."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = [URL_CREDENTIALS_RE.sub("***@", line) for line in problems]
+        super().__init__("\n".join(self.problems))
+
+
+class _Problems:
+    """Collects the problems of every variable, so they are reported together."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def check(self, parse: Callable, *args, **kwargs):
+        """``parse(*args)``, or None after recording its problems."""
+        try:
+            return parse(*args, **kwargs)
+        except ConfigError as exc:
+            self.lines.extend(exc.problems)
+            return None
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            raise ConfigError(*self.lines)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -103,98 +134,160 @@ def _issuer(env: Mapping[str, str], demo_issuer: str | None) -> str:
     raise ConfigError("AUTH0_DOMAIN: required (or AUTH0_ISSUER)")
 
 
-def _admin(env: Mapping[str, str], demo: bool) -> dict:
+def _admin(env: Mapping[str, str], demo: bool, problems: _Problems) -> dict:
     client_id = env.get("ADMIN_CLIENT_ID", "").strip()
     client_secret = env.get("ADMIN_CLIENT_SECRET", "").strip()
     if bool(client_id) != bool(client_secret):
-        raise ConfigError("ADMIN_CLIENT_ID: set both ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET, or neither")
+        problems.add("ADMIN_CLIENT_ID: set both ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET, or neither")
     subs = [s.strip() for s in env.get("ADMIN_SUBS", "").split(",") if s.strip()]
     role_claim = env.get("ADMIN_ROLE_CLAIM", "").strip() or None
-    if client_id and not (subs or role_claim):
-        raise ConfigError("ADMIN_SUBS: set ADMIN_SUBS or ADMIN_ROLE_CLAIM, or no one can use the admin console")
+    if client_id and client_secret and not (subs or role_claim):
+        problems.add("ADMIN_SUBS: set ADMIN_SUBS or ADMIN_ROLE_CLAIM, or no one can use the admin console")
     raw_hops = env.get("TRUSTED_PROXY_HOPS", "").strip() or "0"
     if not raw_hops.isdigit() or int(raw_hops) > 5:
-        raise ConfigError(f"TRUSTED_PROXY_HOPS: expected a whole number 0-5, got {raw_hops!r}")
+        problems.add(f"TRUSTED_PROXY_HOPS: expected a whole number 0-5, got {raw_hops!r}")
+        raw_hops = "0"
+    max_failures = problems.check(_number, env, "ADMIN_LOGIN_MAX_FAILURES", 10)
     return {
         "ADMIN_CLIENT_ID": client_id or None,
         "ADMIN_CLIENT_SECRET": client_secret or None,
         "ADMIN_SUBS": subs,
         "ADMIN_ROLE_CLAIM": role_claim,
         "ADMIN_ROLE": env.get("ADMIN_ROLE", "").strip() or "connector-admin",
-        "ADMIN_SESSION_LIFETIME": _number(env, "ADMIN_SESSION_LIFETIME", 8 * 3600.0),
-        "ADMIN_LOGIN_MAX_FAILURES": int(_number(env, "ADMIN_LOGIN_MAX_FAILURES", 10)),
+        "ADMIN_SESSION_LIFETIME": problems.check(_number, env, "ADMIN_SESSION_LIFETIME", 8 * 3600.0),
+        "ADMIN_LOGIN_MAX_FAILURES": int(max_failures or 0),
         "ADMIN_DEMO_LOGIN": demo,
         "TRUSTED_PROXY_HOPS": int(raw_hops),
     }
 
 
-def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) -> dict:
-    """Build the Flask config mapping from ``env`` (default: ``os.environ``)."""
-    env = os.environ if env is None else env
-    demo = _flag(env, "CONNECTOR_DEMO")
-
-    raw_base_url = env.get("PUBLIC_BASE_URL", "").strip() or ("http://127.0.0.1:5000" if demo else "")
-    if not raw_base_url:
+def _public_base_url(env: Mapping[str, str], demo: bool) -> str:
+    raw = env.get("PUBLIC_BASE_URL", "").strip() or ("http://127.0.0.1:5000" if demo else "")
+    if not raw:
         raise ConfigError("PUBLIC_BASE_URL: required (the service's external URL)")
-    base_url = _base_url(raw_base_url)
+    base_url = _base_url(raw)
+    if demo and urlsplit(base_url).hostname not in LOOPBACK_HOSTS:
+        # Demo mode lets anyone sign in as administrator, and its secrets are public.
+        raise ConfigError("CONNECTOR_DEMO: demo mode runs only on a loopback PUBLIC_BASE_URL "
+                          "(e.g. http://127.0.0.1:5000): anyone can sign in as administrator in it")
+    return base_url
 
+
+def _secret_key(env: Mapping[str, str], relaxed: bool) -> str:
     secret_key = env.get("SECRET_KEY", "").strip()
     if not secret_key:
-        if not (demo or testing):
+        if not relaxed:
             raise ConfigError("SECRET_KEY: required outside demo/testing")
-        secret_key = os.urandom(32).hex()
-    elif len(secret_key) < 32 and not (demo or testing):
+        return os.urandom(32).hex()
+    if len(secret_key) < 32 and not relaxed:
         raise ConfigError("SECRET_KEY: use at least 32 random characters")
+    return secret_key
 
-    demo_issuer = f"{base_url}/demo/issuer/" if demo else None
-    audience = env.get("AUTH0_AUDIENCE", "").strip() or (DEMO_AUDIENCE if demo else "")
-    if not audience:
-        raise ConfigError("AUTH0_AUDIENCE: required")
 
-    raw_keys = env.get("TOKEN_ENCRYPTION_KEYS", "").strip() or (DEMO_ENCRYPTION_KEY if demo else "")
-    return_urls = env.get("CONNECT_ALLOWED_RETURN_URLS", "").strip() or (f"{base_url}/demo/spa" if demo else "")
-    if not return_urls:
-        raise ConfigError("CONNECT_ALLOWED_RETURN_URLS: required (comma-separated URLs)")
+def _required(env: Mapping[str, str], name: str, default: str, hint: str = "") -> str:
+    value = env.get(name, "").strip() or default
+    if not value:
+        raise ConfigError(f"{name}: required{hint}")
+    return value
 
+
+def _absolute_url(env: Mapping[str, str], name: str) -> str | None:
+    url = env.get(name, "").strip() or None
+    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+        raise ConfigError(f"{name}: expected an absolute URL, got {url!r}")
+    return url
+
+
+def database_url(raw: str | None) -> str | None:
+    """The SQLAlchemy URL for ``DATABASE_URL``; ``postgres://`` and ``postgresql://`` (what hosts hand out)
+    use the installed driver, psycopg 3. Messages never echo the URL: it may carry a password."""
+    if not raw:
+        return None
+    try:
+        url = make_url(raw)
+        if url.drivername in ("postgres", "postgresql"):
+            url = url.set(drivername="postgresql+psycopg")
+        url.get_dialect()
+    except ArgumentError:  # (our own messages: SQLAlchemy's may echo the URL, password included)
+        raise ConfigError("DATABASE_URL: not a database URL; use dialect+driver://user:pass@host/db") from None
+    except NoSuchModuleError:
+        raise ConfigError("DATABASE_URL: unknown database dialect or driver "
+                          "(e.g. postgresql://..., sqlite:///path)") from None
+    return url.render_as_string(hide_password=False)
+
+
+def _providers(env: Mapping[str, str], providers_file: str | None, return_urls: str | None) -> None:
+    """What the app checks again when it builds its parts, checked here too so it comes in the same report:
+    the providers file, the return URLs, and each provider's credentials (both, or neither)."""
+    from app.connect.return_url import ReturnUrlPolicy
+    from app.providers.registry import load_specs
+    from app.providers.spec import SpecError
+
+    problems = _Problems()
+    if return_urls:
+        try:
+            ReturnUrlPolicy([u.strip() for u in return_urls.split(",") if u.strip()])
+        except ValueError as exc:
+            problems.add(f"CONNECT_ALLOWED_RETURN_URLS: {exc}")
+    try:
+        names = sorted(load_specs(providers_file))
+    except SpecError as exc:
+        problems.add(f"CONNECTOR_PROVIDERS_FILE: {exc}")
+        names = []
+    for name in names:
+        client_id, secret = f"{name.upper()}_CLIENT_ID", f"{name.upper()}_CLIENT_SECRET"
+        has_id, has_secret = bool(env.get(client_id, "").strip()), bool(env.get(secret, "").strip())
+        if has_id != has_secret:
+            missing, present = (secret, client_id) if has_id else (client_id, secret)
+            problems.add(f"{missing}: required when {present} is set (set both to enable {name}, or neither)")
+    problems.raise_if_any()
+
+
+def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) -> dict:
+    """Build the Flask config mapping from ``env`` (default: ``os.environ``); ``ConfigError`` lists every problem."""
+    env = os.environ if env is None else env
+    problems = _Problems()
+    demo = bool(problems.check(_flag, env, "CONNECTOR_DEMO"))
+    base_url = problems.check(_public_base_url, env, demo)
+    secret_key = problems.check(_secret_key, env, demo or testing)
+    # Demo defaults hang off the base URL; when it is broken, a demo reports that one problem, not its echoes.
+    demo_base = base_url or "http://127.0.0.1:5000"
+    issuer = problems.check(_issuer, env, f"{demo_base}/demo/issuer/" if demo else None)
+    audience = problems.check(_required, env, "AUTH0_AUDIENCE", DEMO_AUDIENCE if demo else "")
+    keys = problems.check(parse_encryption_keys, env.get("TOKEN_ENCRYPTION_KEYS", "").strip()
+                          or (DEMO_ENCRYPTION_KEY if demo else ""))
+    return_urls = problems.check(_required, env, "CONNECT_ALLOWED_RETURN_URLS",
+                                 f"{demo_base}/demo/spa" if demo else "", " (comma-separated URLs)")
     providers_file = env.get("CONNECTOR_PROVIDERS_FILE", "").strip() or None
     if providers_file and not os.path.isfile(providers_file):
-        raise ConfigError(f"CONNECTOR_PROVIDERS_FILE: no such file {providers_file!r}")
-
-    jwks_url = env.get("AUTH0_JWKS_URL", "").strip() or None
-    if jwks_url and (urlsplit(jwks_url).scheme not in ("http", "https") or not urlsplit(jwks_url).hostname):
-        raise ConfigError(f"AUTH0_JWKS_URL: expected an absolute URL, got {jwks_url!r}")
-
-    database_url = env.get("DATABASE_URL", "").strip() or None
-    if database_url:
-        try:
-            make_url(database_url).get_dialect()
-        except ArgumentError:  # (our own messages: SQLAlchemy's may echo the URL, password included)
-            raise ConfigError("DATABASE_URL: not a database URL; use dialect+driver://user:pass@host/db") from None
-        except NoSuchModuleError:
-            raise ConfigError("DATABASE_URL: unknown database dialect or driver "
-                              "(e.g. postgresql+psycopg://..., sqlite:///path)") from None
+        problems.add(f"CONNECTOR_PROVIDERS_FILE: no such file {providers_file!r}")
+        providers_file = None
+    problems.check(_providers, env, providers_file, return_urls)
+    jwks_url = problems.check(_absolute_url, env, "AUTH0_JWKS_URL")
+    db_url = problems.check(database_url, env.get("DATABASE_URL", "").strip() or None)
+    numbers = {name: problems.check(_number, env, name, default) for name, default in (
+        ("PROVIDER_CONNECT_TIMEOUT", 3.05), ("PROVIDER_READ_TIMEOUT", 10.0), ("JWKS_REFETCH_COOLDOWN", 60.0),
+        ("VAULT_MIN_TTL", 60.0), ("REFRESH_BACKOFF_BASE", 5.0), ("REFRESH_BACKOFF_MAX", 900.0),
+        ("PROXY_MAX_BODY_BYTES", 1024 * 1024))}
+    admin = _admin(env, demo, problems)
+    problems.raise_if_any()
 
     return {
         "SECRET_KEY": secret_key,
-        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_DATABASE_URI": db_url,
         "PUBLIC_BASE_URL": base_url,
-        "AUTH0_ISSUER": _issuer(env, demo_issuer),
+        "AUTH0_ISSUER": issuer,
         "AUTH0_AUDIENCE": audience,
         "AUTH0_JWKS_URL": jwks_url,
-        "TOKEN_ENCRYPTION_KEYS": parse_encryption_keys(raw_keys),
+        "TOKEN_ENCRYPTION_KEYS": keys,
         "CONNECT_ALLOWED_RETURN_URLS": [u.strip() for u in return_urls.split(",") if u.strip()],
         "CONNECTOR_PROVIDERS_FILE": providers_file,
-        "PROVIDER_CONNECT_TIMEOUT": _number(env, "PROVIDER_CONNECT_TIMEOUT", 3.05),
-        "PROVIDER_READ_TIMEOUT": _number(env, "PROVIDER_READ_TIMEOUT", 10.0),
-        "JWKS_REFETCH_COOLDOWN": _number(env, "JWKS_REFETCH_COOLDOWN", 60.0),
-        "VAULT_MIN_TTL": _number(env, "VAULT_MIN_TTL", 60.0),
-        "REFRESH_BACKOFF_BASE": _number(env, "REFRESH_BACKOFF_BASE", 5.0),
-        "REFRESH_BACKOFF_MAX": _number(env, "REFRESH_BACKOFF_MAX", 900.0),
-        "PROXY_MAX_BODY_BYTES": int(_number(env, "PROXY_MAX_BODY_BYTES", 1024 * 1024)),
+        **numbers,
+        "PROXY_MAX_BODY_BYTES": int(numbers["PROXY_MAX_BODY_BYTES"]),
         "CONNECTOR_DEMO": demo,
         # Credentials are read per provider by the registry (``<NAME>_CLIENT_ID``).
         "PROVIDER_CREDENTIALS_ENV": {k: v for k, v in env.items() if k.endswith(("_CLIENT_ID", "_CLIENT_SECRET"))},
         "MAX_CONTENT_LENGTH": 64 * 1024,
-        **_admin(env, demo),
+        **admin,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},  # no ciphertext in logs
     }

@@ -1,14 +1,23 @@
-"""``flask connector ...`` operator commands."""
+"""``flask connector ...`` operator commands.
+
+When the configuration is broken, the flask CLI still gets an app (``unconfigured_app``) so that
+``--help`` and ``connector generate-key`` work on an empty environment; every other command lists the
+configuration's problems and exits with ``EXIT_CONFIGURATION_ERROR``.
+"""
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import delete, func, or_, select
+
+from config import ConfigError
 
 from . import clock
 from .crypto import Keyring, generate_key
@@ -17,10 +26,82 @@ from .extensions import db
 from .models import AuthorizationRequest, Connection, RevocationTask
 from .runtime import runtime
 
-connector = AppGroup("connector", help="OAuth connector operations.")
+# Gunicorn's arbiter halts ("App failed to load") when a worker exits with 4, instead of restarting it forever.
+EXIT_CONFIGURATION_ERROR = 4
+CONFIGURATION_ERROR = "connector.configuration_error"  # app.extensions key of an unconfigured app
 
 
-@connector.command("generate-key")
+def report_configuration_error(error: ConfigError) -> None:
+    """One stderr line per problem (the lines never carry a secret)."""
+    for line in error.problems:
+        print(f"configuration error: {line}", file=sys.stderr, flush=True)
+
+
+def _stop(error: ConfigError) -> None:
+    report_configuration_error(error)
+    raise click.exceptions.Exit(EXIT_CONFIGURATION_ERROR)
+
+
+def _refuse_unconfigured() -> None:
+    error = current_app.extensions.get(CONFIGURATION_ERROR)
+    if error is not None:
+        _stop(error)
+
+
+class ConnectorGroup(AppGroup):
+    """Commands need a valid configuration unless declared with ``needs_configuration=False``."""
+
+    def command(self, *args, needs_configuration: bool = True, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorator(f: Callable) -> click.Command:
+            if needs_configuration:
+                @functools.wraps(f)
+                def configured(*f_args, **f_kwargs):
+                    _refuse_unconfigured()
+                    return f(*f_args, **f_kwargs)
+
+                return register(configured)
+            return register(f)
+
+        return decorator
+
+
+class _UnconfiguredCli(AppGroup):
+    """The CLI of an unconfigured app: any command it does not know (``db``, ...) reports the problems."""
+
+    def __init__(self, name: str, error: ConfigError) -> None:
+        super().__init__(name)
+        self.error = error
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        return click.Command(name, callback=functools.partial(_stop, self.error), add_help_option=False,
+                             hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+
+
+def loaded_by_flask_cli() -> bool:
+    """True while the ``flask`` command loads the app to find or list its commands (not under ``flask run``,
+    ``flask shell``, gunicorn or a plain import: those must stop on a configuration error)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and isinstance(ctx.command, FlaskGroup)
+
+
+def unconfigured_app(error: ConfigError) -> Flask:
+    """An app that only carries the CLI, for a flask command run while the configuration is broken."""
+    app = Flask(__name__)
+    app.extensions[CONFIGURATION_ERROR] = error
+    app.cli = _UnconfiguredCli(app.name, error)
+    app.cli.add_command(connector)
+    return app
+
+
+connector = ConnectorGroup("connector", help="OAuth connector operations.")
+
+
+@connector.command("generate-key", needs_configuration=False, with_appcontext=False)
 @click.option("--key-id", default=None, help="Key id (default: k<yyyymmdd>).")
 def generate_key_command(key_id: str | None) -> None:
     """Print a new TOKEN_ENCRYPTION_KEYS entry; put it first to start encrypting with it."""

@@ -1,6 +1,7 @@
 """The service objects built once per app, reachable from request handlers and CLI."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -57,6 +58,7 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
     except ValueError as exc:
         raise ConfigError(f"CONNECT_ALLOWED_RETURN_URLS: {exc}") from None
     registry = ProviderRegistry(specs, credentials, timeout)
+    _log_enabled_providers(app, registry)
     base_url = cfg["PUBLIC_BASE_URL"]
     # The same test config.py applies to PUBLIC_BASE_URL: parsed, never by substring ("http://[::1]:5000").
     parts = urlsplit(base_url)
@@ -71,6 +73,17 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
                           wait=lease + timedelta(seconds=5), backoff_base=cfg["REFRESH_BACKOFF_BASE"],
                           backoff_max=cfg["REFRESH_BACKOFF_MAX"])
     return Runtime(keyring, AccessTokenVerifier(jwks, cfg["AUTH0_AUDIENCE"]), registry, return_urls, connect, vault)
+
+
+def _log_enabled_providers(app: Flask, registry: ProviderRegistry) -> None:
+    """Say at start-up which providers can be connected (names only), so a missing pair of credentials shows."""
+    if app.logger.level == logging.NOTSET:
+        app.logger.setLevel(logging.INFO)  # start-up facts are worth a line; nothing logs at INFO per request
+    names = ", ".join(sorted(spec.name for spec in registry.enabled()))
+    if names:
+        app.logger.info("providers enabled: %s", names)
+    else:
+        app.logger.warning("no provider is enabled: set <NAME>_CLIENT_ID and <NAME>_CLIENT_SECRET for one")
 
 
 def runtime() -> Runtime:

@@ -3,6 +3,7 @@ an Auth0 stand-in whose JWKS is served through ``responses``, and token minting.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 import time
@@ -46,11 +47,18 @@ def base_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+@functools.cache
+def shared_signing_key() -> RSAKey:
+    """One RSA-2048 key for the whole session: generating one takes ~60 ms, and tests only need it to be
+    the tenant's. Tests that need another key (a stranger's, a rotated one) generate their own."""
+    return RSAKey.generate_key(2048, parameters={"kid": "kid-1", "alg": "RS256", "use": "sig"})
+
+
 class Auth0StandIn:
     """Signs access tokens like an Auth0 tenant; its JWKS is served by ``responses``."""
 
-    def __init__(self) -> None:
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "kid-1", "alg": "RS256", "use": "sig"})
+    def __init__(self, key: RSAKey | None = None) -> None:
+        self.key = key or shared_signing_key()
 
     @property
     def jwks(self) -> dict:
@@ -82,9 +90,14 @@ def database_url(request, tmp_path) -> str:
     return os.environ["TEST_DATABASE_URL"]
 
 
+@pytest.fixture(scope="session")
+def auth0_signing_key() -> RSAKey:
+    return shared_signing_key()
+
+
 @pytest.fixture
-def auth0() -> Auth0StandIn:
-    return Auth0StandIn()
+def auth0(auth0_signing_key) -> Auth0StandIn:
+    return Auth0StandIn(auth0_signing_key)
 
 
 @pytest.fixture

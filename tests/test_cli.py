@@ -1,4 +1,8 @@
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -14,6 +18,7 @@ from config import parse_encryption_keys
 from tests.conftest import KEY_1, KEY_2, base_env, make_connection
 
 GOOGLE_REVOKE = "https://oauth2.googleapis.com/revoke"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _token(n: int) -> TokenResponse:
@@ -156,3 +161,61 @@ def test_refresh_due_rejects_a_malformed_duration_clearly(runner, within):
     result = runner.invoke(args=["connector", "refresh-due", "--within", within])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
     assert "Invalid value for '--within'" in result.output
+
+
+def _flask_on_empty_environment(*args: str) -> subprocess.CompletedProcess:
+    """The real ``flask`` command with nothing configured: only PATH."""
+    return subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "wsgi", *args], cwd=ROOT,
+                          env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=120)
+
+
+def test_help_and_generate_key_work_on_an_empty_environment():
+    group = _flask_on_empty_environment("connector", "--help")
+    assert group.returncode == 0, group.stderr
+    assert all(name in group.stdout for name in ("generate-key", "rotate-keys", "refresh-due", "token"))
+    result = _flask_on_empty_environment("connector", "generate-key", "--key-id", "first")
+    assert result.returncode == 0, result.stderr
+    (key_id, key), = parse_encryption_keys(result.stdout.strip())
+    assert key_id == "first" and len(key) == 32
+
+
+EMPTY_ENVIRONMENT_PROBLEMS = [
+    "configuration error: PUBLIC_BASE_URL: required (the service's external URL)",
+    "configuration error: SECRET_KEY: required outside demo/testing",
+    "configuration error: AUTH0_DOMAIN: required (or AUTH0_ISSUER)",
+    "configuration error: AUTH0_AUDIENCE: required",
+    "configuration error: TOKEN_ENCRYPTION_KEYS: at least one key is required",
+    "configuration error: CONNECT_ALLOWED_RETURN_URLS: required (comma-separated URLs)",
+]
+
+
+def test_db_upgrade_on_an_empty_environment_lists_every_problem_and_fails():
+    result = _flask_on_empty_environment("db", "upgrade")
+    assert result.returncode == 4
+    assert result.stderr.splitlines() == EMPTY_ENVIRONMENT_PROBLEMS
+
+
+def _unconfigured_runner():
+    from app.cli import unconfigured_app
+    from config import ConfigError, load_config
+
+    try:
+        load_config({})
+    except ConfigError as exc:
+        return unconfigured_app(exc).test_cli_runner()
+    raise AssertionError("an empty environment loaded")
+
+
+@pytest.mark.parametrize("args", [("connector", "rotate-keys"), ("connector", "token", "u", "github"),
+                                  ("connector", "refresh-due"), ("routes",)])
+def test_unconfigured_commands_list_every_problem_and_exit_4(args):
+    result = _unconfigured_runner().invoke(args=list(args))
+    assert result.exit_code == 4
+    assert result.stderr.splitlines() == EMPTY_ENVIRONMENT_PROBLEMS
+
+
+def test_unconfigured_help_and_generate_key_still_work():
+    runner = _unconfigured_runner()
+    assert runner.invoke(args=["connector", "rotate-keys", "--help"]).exit_code == 0
+    result = runner.invoke(args=["connector", "generate-key", "--key-id", "k1"])
+    assert result.exit_code == 0 and parse_encryption_keys(result.output.strip())[0][0] == "k1"

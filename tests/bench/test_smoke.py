@@ -8,9 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_bench_smoke_produces_figures(tmp_path):
     out, figures_json = tmp_path / "RESULTS.md", tmp_path / "results.json"
     started = time.monotonic()
