@@ -93,6 +93,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     cli.init_app(app)
     web_errors.init_app(app)
     app.before_request(refuse_control_characters)
+    from .api import access
+
+    access.init_app(app)  # after the control-character check; refuses API views that declare no access
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .database_faults import database_unavailable, describe
 from .errors import ConnectorError, DatabaseUnavailable
@@ -60,7 +60,10 @@ def init_app(app: Flask) -> None:
         if original is not None and database_unavailable(original):
             return database_unavailable_response(app, original)
         code = (exc.name or "error").lower().replace(" ", "_")
-        return problem(exc.code or 500, code, exc.name, exc.description or exc.name)
+        response = problem(exc.code or 500, code, exc.name, exc.description or exc.name)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -5,6 +5,7 @@ import sqlite3
 
 from sqlalchemy import exc as sa_exc
 
+from app.api.access import public_access
 from app.errors import ProviderUnavailable
 
 
@@ -16,6 +17,7 @@ def locked() -> sa_exc.OperationalError:
 
 def test_database_busy_is_503_problem_json_with_retry_after_on_the_api(app, client):
     @app.get("/api/_busy")
+    @public_access
     def busy():
         raise locked()
 
@@ -41,6 +43,7 @@ def test_database_busy_is_a_503_page_for_a_browser(app, client):
 
 def test_a_503_without_its_own_retry_after_still_says_when_to_retry(app, client):
     @app.get("/api/_provider_down")
+    @public_access
     def provider_down():
         raise ProviderUnavailable("down")
 
@@ -50,6 +53,7 @@ def test_a_503_without_its_own_retry_after_still_says_when_to_retry(app, client)
 
 def test_other_database_errors_stay_500(app, client):
     @app.get("/api/_missing")
+    @public_access
     def missing():
         raise sa_exc.OperationalError("SELECT", None, sqlite3.OperationalError("no such table: x"))
 

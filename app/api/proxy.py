@@ -17,6 +17,7 @@ from ..errors import InvalidRequest, NotFound, ProviderError, ProviderUnavailabl
 from ..http import new_session
 from ..runtime import runtime
 from ..vault import get_access_token
+from .access import user_access
 from .auth import require_user
 
 bp = Blueprint("proxy", __name__, url_prefix="/api/proxy")
@@ -55,6 +56,7 @@ def _raw_path(provider: str) -> str:
 
 
 @bp.route("/<provider>/<path:path>", methods=METHODS, merge_slashes=False)
+@user_access
 def proxy(provider: str, path: str) -> Response:
     principal = require_user()
     spec = runtime().registry.get(provider)
