@@ -60,6 +60,11 @@ def openapi() -> Response:
     if document is None:  # once per process: the shipped document, with this deployment as its server
         parsed = json.loads(resources.files(__package__).joinpath("openapi.json").read_text("utf-8"))
         parsed["servers"] = [{"url": current_app.config["PUBLIC_BASE_URL"], "description": "This service."}]
+        # This deployment's providers: a well-formed name that is not enabled is answered 400 unknown_provider.
+        enabled = sorted(spec.name for spec in runtime().registry.enabled())
+        parsed["components"]["parameters"]["Provider"]["schema"]["enum"] = enabled
+        form = parsed["paths"]["/connect/start"]["post"]["requestBody"]["content"]
+        form["application/x-www-form-urlencoded"]["schema"]["properties"]["provider"]["enum"] = enabled
         document = current_app.extensions["connector_openapi"] = json.dumps(parsed, indent=2, ensure_ascii=False)
     response = Response(document, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"

@@ -73,4 +73,9 @@ def test_the_document_names_its_server():
 def test_the_served_document_names_this_deployment(client):
     served = client.get("/api/openapi.json").get_json()
     assert served["servers"] == [{"url": "https://connector.test", "description": "This service."}]
+    enabled = ["github", "google", "spotify", "stub"]  # tests/api enable the loopback stub provider too
+    assert served["components"]["parameters"]["Provider"]["schema"].pop("enum") == enabled
+    form = served["paths"]["/connect/start"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+    assert form["schema"]["properties"]["provider"].pop("enum") == enabled
     assert served["paths"] == DOCUMENT["paths"]
+    assert served["components"] == DOCUMENT["components"]
