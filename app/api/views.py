@@ -62,9 +62,10 @@ def openapi() -> Response:
         parsed["servers"] = [{"url": current_app.config["PUBLIC_BASE_URL"], "description": "This service."}]
         # This deployment's providers: a well-formed name that is not enabled is answered 400 unknown_provider.
         enabled = sorted(spec.name for spec in runtime().registry.enabled())
-        parsed["components"]["parameters"]["Provider"]["schema"]["enum"] = enabled
-        form = parsed["paths"]["/connect/start"]["post"]["requestBody"]["content"]
-        form["application/x-www-form-urlencoded"]["schema"]["properties"]["provider"]["enum"] = enabled
+        if enabled:  # (an enum may not be empty)
+            parsed["components"]["parameters"]["Provider"]["schema"]["enum"] = enabled
+            form = parsed["paths"]["/connect/start"]["post"]["requestBody"]["content"]
+            form["application/x-www-form-urlencoded"]["schema"]["properties"]["provider"]["enum"] = enabled
         document = current_app.extensions["connector_openapi"] = json.dumps(parsed, indent=2, ensure_ascii=False)
     response = Response(document, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
