@@ -71,8 +71,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     from .api.proxy import bp as proxy_bp
     from .api.views import bp as api_bp
     from .connect.views import bp as connect_bp
+    from .health import bp as health_bp
 
-    for blueprint in (connect_bp, api_bp, machine_bp, proxy_bp):
+    for blueprint in (health_bp, connect_bp, api_bp, machine_bp, proxy_bp):
         app.register_blueprint(blueprint)
     # The SPA calls the JSON API from its own origin with a bearer token (never cookies).
     CORS(app, resources={r"/api/*": {"origins": sorted(app.extensions["connector"].return_urls.origins)}},
@@ -94,6 +95,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     cli.init_app(app)
     web_errors.init_app(app)
     app.before_request(refuse_control_characters)
+    from .api import access
+
+    access.init_app(app)  # after the control-character check; refuses API views that declare no access
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -101,9 +105,5 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
-
-    @app.get("/healthz")
-    def healthz() -> dict:
-        return {"status": "ok"}
 
     return app

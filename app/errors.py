@@ -98,3 +98,23 @@ class ProviderUnavailable(ConnectorError):
 
 class DecryptionError(ConnectorError):
     code, title = "decryption_failed", "Stored token material could not be decrypted"
+
+
+class DatabaseUnavailable(ConnectorError):
+    """Transient: the database refused or dropped the connection, or a lock wait timed out."""
+
+    status, code, title = 503, "database_unavailable", "The service's database is unavailable"
+
+    def __init__(self, description: str | None = None, *, retry_after: float | None = None):
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
+class NotReady(ConnectorError):
+    """Readiness: the process runs, but cannot serve yet (database unreachable or not migrated)."""
+
+    status, code, title = 503, "not_ready", "The service is not ready"
+
+    def __init__(self, description: str | None = None, *, retry_after: float | None = None):
+        super().__init__(description)
+        self.retry_after = retry_after

@@ -1,4 +1,5 @@
 """Extensions are created here and bound in ``create_app``."""
+import logging
 import sqlite3
 
 from flask_login import LoginManager
@@ -23,7 +24,33 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+log = logging.getLogger(__name__)
+
+
+class SafeTeardownSQLAlchemy(SQLAlchemy):
+    """Ending a request's session never fails the request.
+
+    Flask-SQLAlchemy removes the session in an app-context teardown, after the response is made.
+    If the database went away meanwhile (a terminated backend), the rollback raises, the error
+    escapes Flask's handlers and gunicorn replaces the finished response (perhaps a 200 carrying a
+    token that was just stored) with its own 500 page. Here the failure is logged in one line and
+    the session's connections are invalidated (dropped from the pool, never reused).
+    """
+
+    def _teardown_session(self, exc: BaseException | None) -> None:
+        try:
+            self.session.remove()
+        except Exception as error:  # noqa: BLE001 (nothing may escape a teardown)
+            log.warning("database session cleanup failed after the response was made (%s); connection dropped",
+                        type(error).__name__)
+            try:
+                self.session.registry().invalidate()
+            except Exception:  # noqa: BLE001
+                log.warning("invalidating the database connection failed too")
+            self.session.registry.clear()
+
+
+db = SafeTeardownSQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -1,7 +1,7 @@
 """Bearer-token guards for API views: users on user endpoints, machines on M2M endpoints."""
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 
 from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Principal
@@ -9,11 +9,15 @@ from ..runtime import runtime
 
 
 def bearer_principal() -> Principal:
+    """The verified caller, once per request (the access check before the view already verified it)."""
+    if "bearer_principal" in g:
+        return g.bearer_principal
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("send the Auth0 access token as 'Authorization: Bearer <token>'")
-    return runtime().verifier.verify(token.strip())
+    g.bearer_principal = runtime().verifier.verify(token.strip())
+    return g.bearer_principal
 
 
 def require_user() -> Principal:

@@ -13,12 +13,17 @@ from ..models import Connection
 from ..revocation import Actor, revoke_user_connections
 from ..runtime import runtime
 from ..vault import get_access_token
+from .access import machine_access
 from .auth import require_machine
 from .views import connection_json, disconnect
 
 bp = Blueprint("machine_api", __name__, url_prefix="/api/users")
 
 MAX_USER_ID = 255
+# What the OpenAPI document's UserId pattern says: no control characters (C0, DEL, C1), no invisible
+# formatting or line/paragraph separators, no "/" (which cannot reach this view anyway).
+USER_ID_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f\xad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb/]"
+                        f"{{1,{MAX_USER_ID}}}")
 MAX_MIN_TTL = 86400
 # ASCII digits only: str.isdigit() also accepts "²" and other Unicode digits that int() refuses,
 # and the length bound keeps int() clear of its 4,300-digit limit.
@@ -26,12 +31,14 @@ MIN_TTL_RE = re.compile(r"[0-9]{1,10}")
 
 
 def _check_user_id(user_id: str) -> str:
-    if not user_id or len(user_id) > MAX_USER_ID or not user_id.isprintable():
-        raise InvalidRequest("user_id must be the user's Auth0 sub (URL-encoded), at most 255 characters")
+    if not USER_ID_RE.fullmatch(user_id):
+        raise InvalidRequest("user_id must be the user's Auth0 sub (URL-encoded): 1 to 255 characters, "
+                             "no control or invisible formatting characters")
     return user_id
 
 
 @bp.get("/<user_id>/connections")
+@machine_access("read:connections")
 def user_connections(user_id: str) -> dict:
     require_machine("read:connections")
     rows = db.session.scalars(
@@ -41,6 +48,7 @@ def user_connections(user_id: str) -> dict:
 
 
 @bp.post("/<user_id>/connections/<provider>/token")
+@machine_access("read:tokens")
 def user_token(user_id: str, provider: str) -> dict:
     require_machine("read:tokens")
     runtime().registry.get(provider)  # 400 for an unknown provider before touching the vault
@@ -73,12 +81,14 @@ def _check_min_ttl_within_lifetime(user_id: str, provider: str, min_ttl: int) ->
 
 
 @bp.delete("/<user_id>/connections/<provider>")
+@machine_access("delete:connections")
 def delete_user_connection(user_id: str, provider: str) -> dict:
     principal = require_machine("delete:connections")
     return disconnect(_check_user_id(user_id), provider, Actor("m2m", principal.client_id or principal.sub))
 
 
 @bp.delete("/<user_id>/connections")
+@machine_access("delete:connections")
 def delete_user_connections(user_id: str) -> dict:
     """Offboarding: revoke every connection of a user."""
     principal = require_machine("delete:connections")

@@ -21,6 +21,7 @@ from ..http import new_session
 from ..models import Connection
 from ..runtime import runtime
 from ..vault import AccessToken, get_access_token
+from .access import user_access
 from .auth import require_user
 
 bp = Blueprint("proxy", __name__, url_prefix="/api/proxy")
@@ -99,6 +100,7 @@ def _raw_path(provider: str) -> str:
 
 
 @bp.route("/<provider>/<path:path>", methods=METHODS, merge_slashes=False)
+@user_access
 def proxy(provider: str, path: str) -> Response:
     principal = require_user()
     spec = runtime().registry.get(provider)

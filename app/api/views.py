@@ -1,9 +1,10 @@
 """User endpoints: which providers can be connected, and the caller's connections."""
 from __future__ import annotations
 
+import json
 from importlib import resources
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from sqlalchemy import select
 
 from ..errors import NotFound
@@ -11,6 +12,7 @@ from ..extensions import db
 from ..models import REVOKED, Connection
 from ..revocation import Actor, RevocationResult, revoke_connection
 from ..runtime import runtime
+from .access import public_access, user_access
 from .auth import require_user
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -34,6 +36,7 @@ def connection_json(connection: Connection) -> dict:
 
 
 @bp.get("/providers")
+@user_access
 def providers() -> dict:
     require_user()
     return {"providers": [{"name": spec.name, "display_name": spec.display_name, "scopes": list(spec.scopes)}
@@ -41,6 +44,7 @@ def providers() -> dict:
 
 
 @bp.get("/connections")
+@user_access
 def connections() -> dict:
     principal = require_user()
     rows = db.session.scalars(
@@ -50,8 +54,19 @@ def connections() -> dict:
 
 
 @bp.get("/openapi.json")
+@public_access
 def openapi() -> Response:
-    document = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
+    document = current_app.extensions.get("connector_openapi")
+    if document is None:  # once per process: the shipped document, with this deployment as its server
+        parsed = json.loads(resources.files(__package__).joinpath("openapi.json").read_text("utf-8"))
+        parsed["servers"] = [{"url": current_app.config["PUBLIC_BASE_URL"], "description": "This service."}]
+        # This deployment's providers: a well-formed name that is not enabled is answered 400 unknown_provider.
+        enabled = sorted(spec.name for spec in runtime().registry.enabled())
+        if enabled:  # (an enum may not be empty)
+            parsed["components"]["parameters"]["Provider"]["schema"]["enum"] = enabled
+            form = parsed["paths"]["/connect/start"]["post"]["requestBody"]["content"]
+            form["application/x-www-form-urlencoded"]["schema"]["properties"]["provider"]["enum"] = enabled
+        document = current_app.extensions["connector_openapi"] = json.dumps(parsed, indent=2, ensure_ascii=False)
     response = Response(document, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
@@ -70,6 +85,7 @@ def disconnect(user_id: str, provider: str, actor: Actor) -> dict:
 
 
 @bp.delete("/connections/<provider>")
+@user_access
 def disconnect_mine(provider: str) -> dict:
     principal = require_user()
     return disconnect(principal.sub, provider, Actor("user", principal.sub))
