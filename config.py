@@ -188,6 +188,7 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         "PROVIDER_READ_TIMEOUT": _number(env, "PROVIDER_READ_TIMEOUT", 10.0),
         "JWKS_REFETCH_COOLDOWN": _number(env, "JWKS_REFETCH_COOLDOWN", 60.0),
         "VAULT_MIN_TTL": _number(env, "VAULT_MIN_TTL", 60.0),
+        "VAULT_STORE_DEADLINE": _number(env, "VAULT_STORE_DEADLINE", 120.0),
         "REFRESH_BACKOFF_BASE": _number(env, "REFRESH_BACKOFF_BASE", 5.0),
         "REFRESH_BACKOFF_MAX": _number(env, "REFRESH_BACKOFF_MAX", 900.0),
         "PROXY_MAX_BODY_BYTES": int(_number(env, "PROXY_MAX_BODY_BYTES", 1024 * 1024)),

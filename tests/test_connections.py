@@ -19,7 +19,7 @@ def test_a_connection_that_cannot_be_sealed_leaves_no_row(app, monkeypatch):
     def failing_seal(*args, **kwargs):
         raise RuntimeError("key store unavailable")
 
-    monkeypatch.setattr(connections, "seal_tokens", failing_seal)
+    monkeypatch.setattr(connections.TokenStore, "sealed", failing_seal)
     with app.app_context():
         with pytest.raises(RuntimeError):
             connections.upsert_connection("auth0|alice", "spotify", _token(), app.extensions["connector"].keyring, None)

@@ -162,12 +162,34 @@ def test_backoff_doubles_and_recovers_after_cooldown(app, stub, user_id, expired
 
 
 def test_expired_lease_of_a_dead_holder_is_taken_over(app, stub, user_id, expired):
+    from app.runtime import runtime
+
     with app.app_context():
         row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
-        row.lease_owner, row.lease_expires_at = "dead-process", clock.now() - timedelta(seconds=1)
+        # Past its expiry and past the holder's storing window (VAULT_STORE_DEADLINE + margin).
+        row.lease_owner = "dead-process"
+        row.lease_expires_at = clock.now() - runtime().vault.takeover_after - timedelta(seconds=1)
         db.session.commit()
         assert get_access_token(user_id, "stub").token
     assert _row(app, user_id).lease_owner is None and stub.state.refresh_calls == 1
+
+
+def test_an_expired_lease_is_not_taken_over_while_its_holder_may_still_be_storing(app, user_id, expired):
+    """12.1/12.2: a holder that has the provider's answer keeps trying to store it for
+    VAULT_STORE_DEADLINE; taking the lease over before that would refresh with the old token."""
+    from app.runtime import runtime
+    from app.vault import _try_lease
+
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        settings = runtime().vault
+        row.lease_owner = "storing-holder"
+        row.lease_expires_at = clock.now() - settings.takeover_after + timedelta(seconds=2)
+        db.session.commit()
+        assert not _try_lease(row.id, "another-caller", settings)
+        row.lease_expires_at = clock.now() - settings.takeover_after - timedelta(seconds=1)
+        db.session.commit()
+        assert _try_lease(row.id, "another-caller", settings)
 
 
 def test_missing_and_revoked_connections(app, user_id):
@@ -303,15 +325,15 @@ def test_a_failed_write_of_rotated_tokens_is_tried_again(app, stub, user_id, exp
 
     from app import vault
 
-    real_seal, calls = vault.seal_tokens, []
+    real_store, calls = vault.TokenStore.store_refreshed, []
 
     def busy_once(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:  # as a commit that hits SQLite's busy timeout would
             raise OperationalError("UPDATE connections ...", {}, Exception("database is locked"))
-        return real_seal(*args, **kwargs)
+        return real_store(*args, **kwargs)
 
-    monkeypatch.setattr(vault, "seal_tokens", busy_once)
+    monkeypatch.setattr(vault.TokenStore, "store_refreshed", busy_once)
     with app.app_context():
         token = get_access_token(user_id, "stub")
     assert len(calls) == 2 and stub.state.refresh_calls == 1
