@@ -226,7 +226,7 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
     # A caller's own min_ttl is honoured as asked; the configured default adapts to short-lived tokens.
     ttl = _capped(connection, settings.min_ttl) if min_ttl is None else timedelta(seconds=min_ttl)
     # The token we saw: one that replaces it while we wait came from a refresh that ran for us too.
-    seen_token = connection.access_token_enc
+    seen_token = _generation(connection)
     if not force_refresh and _fresh(connection, ttl):
         return _access_token(rt, connection)
     if connection.refresh_token_enc is None:
@@ -273,7 +273,7 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
         _release_quietly(connection_id, owner)
         return "unavailable"
     try:
-        _refresh_under_lease(rt, connection, owner, connection.access_token_enc, leased_at)
+        _refresh_under_lease(rt, connection, owner, _generation(connection), leased_at)
     except ReauthorizationRequired:
         return "needs_reauth"
     except ProviderUnavailable:
@@ -290,16 +290,22 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
     return "refreshed"
 
 
-def _replaced(connection: Connection, seen_token: str | None) -> bool:
+def _generation(connection: Connection) -> tuple:
+    """Which grant and which refresh the row's tokens come from. Not their ciphertexts, which
+    rotate-keys changes without a refresh."""
+    return connection.connected_at, connection.last_refreshed_at
+
+
+def _replaced(connection: Connection, seen_token: tuple) -> bool:
     """Another caller refreshed since we looked, and its token has not expired.
 
     Accepted even when it lives less than ``min_ttl``: a provider whose tokens are that short-lived
     would otherwise get one refresh per waiting caller instead of one in all.
     """
-    return connection.access_token_enc != seen_token and _fresh(connection, timedelta(0))
+    return _generation(connection) != seen_token and _fresh(connection, timedelta(0))
 
 
-def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_token: str | None,
+def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_token: tuple,
                          leased_at: float) -> AccessToken:
     """Refresh ``connection``, whose lease ``owner`` took at ``leased_at`` (monotonic, taken before
     the lease statement). Whatever fails before the provider answered releases the lease."""
