@@ -105,7 +105,7 @@ def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
         result = db.session.execute(
             update(Connection)
             .where(Connection.id == connection_id, Connection.status == ACTIVE)
-            .where(_lease_free(now, settings))
+            .where(lease_free(now, settings))
             # In the same statement, so two callers cannot both pass a cooldown check and both call.
             .where(or_(Connection.cooldown_until.is_(None), Connection.cooldown_until <= now))
             .values(lease_owner=owner, lease_expires_at=now + settings.lease)
@@ -119,7 +119,7 @@ def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
     return result.rowcount == 1
 
 
-def _lease_free(now: datetime, settings: VaultSettings):
+def lease_free(now: datetime, settings: VaultSettings):
     return or_(Connection.lease_owner.is_(None), Connection.lease_expires_at < now - settings.takeover_after)
 
 

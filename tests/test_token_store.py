@@ -81,7 +81,7 @@ def test_rotate_keys_keeps_a_revoke_and_a_refresh_committed_mid_rotation(app, ro
     (row B) commit. Neither is overwritten; an undecryptable row (C) is reported and skipped, and
     the others (D) are still re-keyed."""
     users = {name: f"auth0|{name}" for name in "ABCD"}
-    for name, user in users.items():
+    for user in users.values():
         access, refresh = stub.issue()
         make_connection(app, user, "stub", access=access, refresh=refresh)
     with app.app_context():  # C: sealed with a key that is no longer configured
