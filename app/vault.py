@@ -420,14 +420,15 @@ def _opens_to(rt: Runtime, connection: Connection, access_token: str) -> bool:
 
 @contextmanager
 def _bounded_wait(stop: float):
-    """On SQLite, wait for the write lock no longer than the storing window has left."""
+    """On SQLite, wait for the write lock at most STORE_BUSY_MS per attempt (then back off and try
+    again), and never past the storing window."""
     session = db.session()
     if session.get_bind().dialect.name != "sqlite":
         yield
         return
     left_ms = max(100, int((stop - time.monotonic()) * 1000))
     connection = session.connection()
-    connection.exec_driver_sql(f"PRAGMA busy_timeout={min(left_ms, SQLITE_BUSY_TIMEOUT_MS)}")
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={min(left_ms, STORE_BUSY_MS)}")
     try:
         yield
     finally:
@@ -436,6 +437,7 @@ def _bounded_wait(stop: float):
 
 
 SQLITE_BUSY_TIMEOUT_MS = 15000  # as app.extensions sets it
+STORE_BUSY_MS = 2000
 
 
 def _discard(rt: Runtime, current: Connection | None, ids: tuple[str, str, str],

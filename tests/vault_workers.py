@@ -46,3 +46,44 @@ def hang_while_holding_lease(env: dict, database_url: str, user_id: str) -> None
     app = _app(env, database_url)
     with app.app_context():
         get_access_token(user_id, "stub")
+
+
+def _forward_vault_log(events) -> None:
+    import logging
+
+    class Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.put(("log", record.getMessage()))
+
+    logger = logging.getLogger("app.vault")
+    logger.addHandler(Forward(logging.WARNING))
+    logger.setLevel(logging.WARNING)
+
+
+def refresh_reporting(env: dict, database_url: str, user_id: str, events) -> None:
+    """One caller that refreshes; reports the vault's warnings (store attempts) and the outcome."""
+    from app.vault import get_access_token
+
+    _forward_vault_log(events)
+    app = _app(env, database_url)
+    try:
+        with app.app_context():
+            token = get_access_token(user_id, "stub")
+        events.put(("ok", token.token))
+    except Exception as exc:  # reported to the parent, which fails the test
+        events.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def die_before_storing(env: dict, database_url: str, user_id: str, events) -> None:
+    """Refresh, and hang once the provider has answered, before storing (killed by the test)."""
+    from app import token_store
+    from app.vault import get_access_token
+
+    def hang(*args, **kwargs):
+        events.put(("storing",))
+        time.sleep(600)
+
+    token_store.TokenStore.store_refreshed = hang
+    app = _app(env, database_url)
+    with app.app_context():
+        get_access_token(user_id, "stub")

@@ -1,0 +1,78 @@
+"""Fault injection for the database fault tests: a provider that answers when told to, a
+PostgreSQL database that refuses connections (its backends terminated), and a SQLite write lock
+held by another process."""
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import create_engine, text
+
+from tests.stub_provider import StubProvider
+
+
+class GatedStub(StubProvider):
+    """The stub provider, but a refresh answers only once ``release`` is set; ``requested`` is set
+    when a refresh arrives and ``answered`` once the rotated tokens are on their way back."""
+
+    def __init__(self, access_ttl: int = 3600):
+        super().__init__(access_ttl)
+        self.requested, self.release, self.answered = threading.Event(), threading.Event(), threading.Event()
+
+    def _token(self, request):
+        if request.form.get("grant_type") == "refresh_token":
+            self.requested.set()
+            self.release.wait(60)
+        response = super()._token(request)
+        self.answered.set()
+        return response
+
+
+def _admin_url(database_url: str) -> str:
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(path="/postgres"))
+
+
+@contextmanager
+def postgres_outage(database_url: str):
+    """While inside: the database refuses new connections and every backend connected to it is
+    terminated (as a restart or a failover does). Only this test's own database is touched."""
+    name = urlsplit(database_url).path.lstrip("/")
+    admin = create_engine(_admin_url(database_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+
+
+def _hold_write_lock(path: str, locked, release) -> None:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")  # the write lock, until released
+    locked.set()
+    release.wait(120)
+    conn.execute("ROLLBACK")
+    conn.close()
+
+
+@contextmanager
+def sqlite_write_lock(database_url: str):
+    """While inside: another process holds the SQLite database's write lock."""
+    ctx = multiprocessing.get_context("spawn")
+    locked, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_write_lock, args=(database_url.removeprefix("sqlite:///"), locked, release))
+    proc.start()
+    try:
+        assert locked.wait(60), "the lock holder never took the lock"
+        yield
+    finally:
+        release.set()
+        proc.join(30)

@@ -1,0 +1,155 @@
+"""Database faults injected into a real refreshing process (issue 12.1, 12.2, 12.7): the rotated
+refresh token the provider handed out is never lost while the process lives, and nobody refreshes
+with the old one meanwhile."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+from sqlalchemy import select
+
+from app.errors import ProviderUnavailable, ReauthorizationRequired
+from app.extensions import db
+from app.models import Connection
+from app.vault import get_access_token
+from tests import vault_workers
+from tests.conftest import make_connection, stub_env
+from tests.faults import GatedStub, postgres_outage, sqlite_write_lock
+
+STORE_FAILURE = "storing the refreshed tokens"
+
+
+@pytest.fixture
+def stub():
+    with GatedStub() as provider:
+        yield provider
+
+
+@pytest.fixture
+def env(stub, tmp_path):
+    return stub_env(stub, tmp_path, PROVIDER_CONNECT_TIMEOUT="0.5", PROVIDER_READ_TIMEOUT="5",
+                    VAULT_STORE_DEADLINE="60")
+
+
+def _start(target, env, database_url, user_id):
+    ctx = multiprocessing.get_context("spawn")
+    events = ctx.Queue()
+    proc = ctx.Process(target=target, args=(env, database_url, user_id, events))
+    proc.start()
+    return proc, events
+
+
+def _wait_for_store_failures(events, count: int) -> None:
+    failures = 0
+    while failures < count:
+        kind, *rest = events.get(timeout=90)
+        assert kind == "log", rest
+        failures += STORE_FAILURE in rest[0]
+
+
+def _outcome(events):
+    while True:
+        kind, *rest = events.get(timeout=120)
+        if kind != "log":
+            return kind, rest
+
+
+def _assert_rotated_token_kept(app, stub, user_id, token):
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        stored = app.extensions["connector"].keyring.decrypt(row.refresh_token_enc, row.aad("refresh_token"))
+        assert row.status == "active" and row.lease_owner is None
+        assert get_access_token(user_id, "stub").token == token  # no second refresh: the stored one
+    assert stub.state.refresh_tokens[stored] and stub.state.refresh_calls == 1 and not stub.state.revoked
+
+
+def _expired_connection(app, stub, user_id):
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-5)
+    with app.app_context():  # the test process keeps no connection the outage would break
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_rotated_token_survives_a_postgresql_outage(app, stub, env, database_url, user_id):
+    """12.1: the provider rotates while the database is down (backends terminated, new
+    connections refused) for about 5 s; the refresher keeps trying and stores it afterwards."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL outage")
+    _expired_connection(app, stub, user_id)
+    proc, events = _start(vault_workers.refresh_reporting, env, database_url, user_id)
+    try:
+        assert stub.requested.wait(60), "the refresh never reached the provider"
+        with postgres_outage(database_url):
+            stub.release.set()
+            assert stub.answered.wait(30)
+            _wait_for_store_failures(events, 7)  # backoff 0.1 s doubling to 2 s: about 5 s
+        kind, rest = _outcome(events)
+        assert kind == "ok", rest
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+    _assert_rotated_token_kept(app, stub, user_id, rest[0])
+
+
+def test_a_rotated_token_survives_a_sqlite_write_lock_held_by_another_process(app, stub, env, database_url,
+                                                                              user_id):
+    """12.2: another process holds SQLite's write lock while the provider rotates; each store
+    attempt waits a bounded time, the refresher backs off and tries again until it is stored."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite write lock")
+    _expired_connection(app, stub, user_id)
+    proc, events = _start(vault_workers.refresh_reporting, env, database_url, user_id)
+    try:
+        assert stub.requested.wait(60), "the refresh never reached the provider"
+        with sqlite_write_lock(database_url):
+            stub.release.set()
+            assert stub.answered.wait(30)
+            _wait_for_store_failures(events, 3)
+        kind, rest = _outcome(events)
+        assert kind == "ok", rest
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+    _assert_rotated_token_kept(app, stub, user_id, rest[0])
+
+
+def test_a_refresher_killed_after_the_provider_rotated_leaves_no_lease_and_a_409(app, stub, tmp_path,
+                                                                                 database_url, user_id):
+    """12.7: SIGKILL between the provider's answer and the store. The new refresh token dies with
+    the process (inherent); the lease does not outlive it, and callers get 503 with Retry-After
+    while its storing window runs, then 409 needs_reauth (the provider refuses the old token)."""
+    env = stub_env(stub, tmp_path, PROVIDER_CONNECT_TIMEOUT="0.5", PROVIDER_READ_TIMEOUT="1",
+                   VAULT_STORE_DEADLINE="1")
+    stub.release.set()
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-5)
+    proc, events = _start(vault_workers.die_before_storing, env, database_url, user_id)
+    try:
+        assert events.get(timeout=60) == ("storing",)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(30)
+    outcomes = []
+    for _ in range(6):  # each call waits at most the lease + 5 s
+        try:
+            with app.app_context():
+                get_access_token(user_id, "stub")
+            outcomes.append("ok")
+        except ProviderUnavailable as exc:
+            assert exc.status == 503 and exc.retry_after
+            outcomes.append(503)
+            continue
+        except ReauthorizationRequired as exc:
+            assert exc.status == 409
+            outcomes.append(409)
+        break
+    assert outcomes[-1] == 409 and set(outcomes) <= {503, 409}, outcomes
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        assert (row.status, row.lease_owner, row.lease_expires_at) == ("needs_reauth", None, None)
+    assert stub.state.refresh_calls == 2
