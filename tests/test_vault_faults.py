@@ -134,10 +134,11 @@ def test_a_refresher_killed_after_the_provider_rotated_leaves_no_lease_and_a_409
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(30)
+    caller = vault_workers._app(env, database_url)  # the same settings as the killed process
     outcomes = []
     for _ in range(6):  # each call waits at most the lease + 5 s
         try:
-            with app.app_context():
+            with caller.app_context():
                 get_access_token(user_id, "stub")
             outcomes.append("ok")
         except ProviderUnavailable as exc:
@@ -153,3 +154,5 @@ def test_a_refresher_killed_after_the_provider_rotated_leaves_no_lease_and_a_409
         row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
         assert (row.status, row.lease_owner, row.lease_expires_at) == ("needs_reauth", None, None)
     assert stub.state.refresh_calls == 2
+    with caller.app_context():
+        db.engine.dispose()
