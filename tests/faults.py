@@ -15,18 +15,36 @@ from tests.stub_provider import StubProvider
 
 
 class GatedStub(StubProvider):
-    """The stub provider, but a refresh answers only once ``release`` is set; ``requested`` is set
-    when a refresh arrives and ``answered`` once the rotated tokens are on their way back."""
+    """The stub provider, but a refresh answers only once ``release`` is set: ``requested`` is set
+    once it has rotated the tokens, ``answered`` when they are on their way back. It also
+    offers RFC 7009 revocation and records the tokens revoked."""
 
     def __init__(self, access_ttl: int = 3600):
         super().__init__(access_ttl)
         self.requested, self.release, self.answered = threading.Event(), threading.Event(), threading.Event()
+        self.revoked_tokens: list[str] = []
+
+    def catalog_entry(self) -> dict:
+        return {**super().catalog_entry(), "revocation_url": f"{self.url}/revoke"}
+
+    def _app(self, environ, start_response):
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        if request.path != "/revoke":
+            return super()._app(environ, start_response)
+        token = request.form.get("token", "")
+        with self._lock:
+            self.revoked_tokens.append(token)
+            self.state.refresh_tokens[token] = False
+            self.state.access_tokens.discard(token)
+        return Response("", status=200)(environ, start_response)
 
     def _token(self, request):
+        response = super()._token(request)  # rotated now; the answer is held back until released
         if request.form.get("grant_type") == "refresh_token":
             self.requested.set()
             self.release.wait(60)
-        response = super()._token(request)
         self.answered.set()
         return response
 

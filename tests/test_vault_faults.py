@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 
 import pytest
 from sqlalchemy import select
@@ -156,3 +157,107 @@ def test_a_refresher_killed_after_the_provider_rotated_leaves_no_lease_and_a_409
     assert stub.state.refresh_calls == 2
     with caller.app_context():
         db.engine.dispose()
+
+
+def _in_thread(app, work, results) -> threading.Thread:
+    def run() -> None:
+        try:
+            with app.app_context():
+                results.append(work())
+        except Exception as exc:  # asserted by the test
+            results.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_refresher_that_lost_its_row_to_a_disconnect_revokes_what_it_received(app, stub, user_id):
+    """11.9: the provider rotates RT1 -> RT2 and answers slowly; meanwhile the user disconnects
+    (RT1 is revoked, which at a rotating provider does nothing). RT2 must not stay alive."""
+    from app.revocation import Actor, revoke_connection
+
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-5)
+    results = []
+    thread = _in_thread(app, lambda: get_access_token(user_id, "stub"), results)
+    assert stub.requested.wait(30)
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        assert revoke_connection(row, Actor("user", user_id)).remote == "done"
+    stub.release.set()
+    thread.join(60)
+    assert isinstance(results[0], ReauthorizationRequired)
+    received = [t for t in stub.state.refresh_tokens if t != refresh]
+    assert len(received) == 1 and received[0] in stub.revoked_tokens
+    assert not any(stub.state.refresh_tokens.values())  # no live refresh token left at the provider
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        assert (row.status, row.refresh_token_enc, row.remote_revocation) == ("revoked", None, "done")
+
+
+def test_a_commit_whose_reply_was_lost_is_recognised_and_the_lease_released(app, stub, user_id, monkeypatch):
+    """12.5: the store's COMMIT succeeded but its reply was lost: the next attempt sees the row
+    already holds our tokens (no revocation, no second refresh) and the lease is gone with it."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.models import RevocationTask
+    from app.token_store import TokenStore
+
+    stub.release.set()
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-5)
+    real_store, calls = TokenStore.store_refreshed, []
+
+    def committed_then_lost(*args, **kwargs):
+        calls.append(1)
+        stored = real_store(*args, **kwargs)
+        if len(calls) == 1:
+            db.session.commit()
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        return stored
+
+    monkeypatch.setattr(TokenStore, "store_refreshed", committed_then_lost)
+    with app.app_context():
+        token = get_access_token(user_id, "stub")
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        assert row.lease_owner is None and db.session.scalars(select(RevocationTask)).all() == []
+    assert len(calls) == 2 and stub.state.refresh_calls == 1 and token.token in stub.state.access_tokens
+    assert stub.revoked_tokens == []
+
+
+@pytest.mark.parametrize("fails", ["load", "fast_path"])
+def test_a_failure_right_after_the_lease_is_taken_releases_it(app, stub, user_id, monkeypatch, fails):
+    """12.5: _load after the lease (it ran as an argument, outside the cleanup) and the fast path's
+    commit: a database error there releases the lease instead of leaving it for its full length."""
+    from sqlalchemy.exc import OperationalError
+
+    from app import vault
+
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-5)
+    error = OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
+    if fails == "load":
+        real_load, loads = vault._load, []
+
+        def load(*args):
+            loads.append(1)
+            if len(loads) == 2:  # the read after the lease was taken
+                raise error
+            return real_load(*args)
+
+        monkeypatch.setattr(vault, "_load", load)
+    else:
+        monkeypatch.setattr(vault, "_replaced", lambda *args: True)
+
+        def access_token(*args):
+            raise error
+
+        monkeypatch.setattr(vault, "_access_token", access_token)
+    with app.app_context():
+        with pytest.raises(OperationalError):
+            get_access_token(user_id, "stub")
+        db.session.rollback()
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        assert (row.lease_owner, row.lease_expires_at) == (None, None)
+    assert stub.state.refresh_calls == 0
