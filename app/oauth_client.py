@@ -159,16 +159,23 @@ def fetch_account_id(spec: ProviderSpec, token: TokenResponse, timeout: Timeout)
         data = token.raw
     else:
         try:
-            response = new_session().get(spec.account_id_url, timeout=timeout, allow_redirects=False,
-                                    headers={"Authorization": f"Bearer {token.access_token}",
-                                             "Accept": "application/json"})
+            deadline = http.deadline_for(timeout)
+            response = new_session().get(spec.account_id_url, timeout=timeout, allow_redirects=False, stream=True,
+                                         headers={"Authorization": f"Bearer {token.access_token}",
+                                                  "Accept": "application/json"})
+            if response.status_code != 200:
+                response.close()
+                raise ProviderUnavailable(
+                    f"provider {spec.name!r} account lookup answered HTTP {response.status_code}")
+            body = http.read_body(response, deadline, MAX_BODY)  # capped, as every provider answer
+        except http.BodyTooLarge:
+            raise ProviderError(f"provider {spec.name!r} account lookup answered more than {MAX_BODY} bytes",
+                                code="account_lookup_failed") from None
         except requests.RequestException:
             raise ProviderUnavailable(f"provider {spec.name!r} account lookup failed") from None
-        if response.status_code != 200:
-            raise ProviderUnavailable(f"provider {spec.name!r} account lookup answered HTTP {response.status_code}")
         try:
-            data = response.json()
-        except json.JSONDecodeError:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise ProviderUnavailable(f"provider {spec.name!r} account lookup answered non-JSON") from None
     for part in spec.account_id_field.split("."):
         data = data.get(part) if isinstance(data, dict) else None

@@ -21,7 +21,7 @@ from . import clock
 from .crypto import Keyring
 from .errors import DecryptionError, ProviderUnavailable, UnknownProvider
 from .extensions import db
-from .http import new_session
+from .http import configure, new_session
 from .models import REVOKED, Connection, RevocationTask, new_id, record_audit
 from .providers import ProviderSpec
 from .runtime import Runtime, runtime
@@ -228,9 +228,9 @@ def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[floa
             # endpoint has been spammed": not a proof of revocation, so it is retried like a 5xx.
             ok = response.status_code in (204, 404)
         else:
-            client = OAuth2Session(spec.client_id, spec.client_secret,
-                                   revocation_endpoint_auth_method=spec.client_auth)
-            client.trust_env = False
+            # The one HTTP client: whole-exchange deadline, shared pool, User-Agent, no proxies from env.
+            client = configure(OAuth2Session(spec.client_id, spec.client_secret,
+                                             revocation_endpoint_auth_method=spec.client_auth))
             response = client.revoke_token(spec.revocation_url, token=token, token_type_hint=hint, timeout=timeout,
                                            allow_redirects=False)
             ok = response.status_code == 200  # RFC 7009: 200 even for an unknown token

@@ -23,6 +23,7 @@ class GatedStub(StubProvider):
         super().__init__(access_ttl)
         self.requested, self.release, self.answered = threading.Event(), threading.Event(), threading.Event()
         self.revoked_tokens: list[str] = []
+        self.revocation_headers: list[dict] = []
 
     def catalog_entry(self) -> dict:
         return {**super().catalog_entry(), "revocation_url": f"{self.url}/revoke"}
@@ -35,6 +36,7 @@ class GatedStub(StubProvider):
             return super()._app(environ, start_response)
         token = request.form.get("token", "")
         with self._lock:
+            self.revocation_headers.append(dict(request.headers))
             self.revoked_tokens.append(token)
             self.state.refresh_tokens[token] = False
             self.state.access_tokens.discard(token)
