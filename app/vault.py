@@ -2,9 +2,19 @@
 
 Refresh is single-flight across threads and processes through a short lease on the
 connection row (owner + expiry, set and cleared in short transactions), so no
-database lock is held while the provider answers. A lease whose holder died
-expires and is taken over. The rotated refresh token is written in the same
-transaction that releases the lease.
+database lock is held while the provider answers. The lease covers the provider call
+(connect + read timeout + 5 s).
+
+Once the provider has answered, the rotated refresh token is the one thing that must not be
+lost: the holder keeps trying to store it (through ``app.token_store``, in the statement that
+releases the lease, conditional on the row still holding the refresh token it refreshed from)
+with backoff until the lease's end plus VAULT_STORE_DEADLINE, through a database outage or a
+long SQLite lock. The fence: an expired lease is taken over only after that window and a
+margin (``VaultSettings.takeover_after``), so nobody refreshes with the old token while the
+holder may still store the new one. A holder that died (SIGKILL) costs its connection that
+long; callers get 503 with Retry-After meanwhile. Whatever fails after a lease is taken and
+before the provider answered releases it. A refresher that finds its row revoked or replaced
+revokes what it received (or queues it for ``retry-revocations``).
 """
 from __future__ import annotations
 
@@ -32,7 +42,7 @@ from .errors import (
 )
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
-from .runtime import Runtime, VaultSettings, runtime
+from .runtime import STORE_MARGIN, Runtime, VaultSettings, runtime
 from .token_store import TokenStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +62,15 @@ class AccessToken:
         return {"access_token": self.token, "token_type": self.token_type, "expires_in": expires_in,
                 "expires_at": self.expires_at.isoformat() + "Z" if self.expires_at else None,
                 "scopes": list(self.scopes)}
+
+
+def longest_refresh_seconds(config) -> float:
+    """The longest a request can spend in ``get_access_token`` with the given app config: waiting
+    for another caller's refresh (lease + 5 s), then its own (lease, then storing until the
+    lease's end + VAULT_STORE_DEADLINE + margin). A worker timeout (gunicorn's, which SIGKILLs)
+    must exceed it, or the kill itself can lose a rotated token."""
+    lease = config["PROVIDER_CONNECT_TIMEOUT"] + config["PROVIDER_READ_TIMEOUT"] + 5
+    return (lease + 5) + lease + config["VAULT_STORE_DEADLINE"] + STORE_MARGIN
 
 
 def lease_owner() -> str:
