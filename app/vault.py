@@ -446,13 +446,15 @@ def _bounded_wait(stop: float):
         yield
         return
     left_ms = max(100, int((stop - time.monotonic()) * 1000))
-    connection = session.connection()
-    connection.exec_driver_sql(f"PRAGMA busy_timeout={min(left_ms, STORE_BUSY_MS)}")
+    # The DBAPI connection itself: the session gives it back to the pool at commit, and it must
+    # go back with the usual busy_timeout.
+    raw = session.connection().connection.dbapi_connection
+    raw.execute(f"PRAGMA busy_timeout={min(left_ms, STORE_BUSY_MS)}")
     try:
         yield
     finally:
         with suppress(Exception):
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 SQLITE_BUSY_TIMEOUT_MS = 15000  # as app.extensions sets it

@@ -341,3 +341,18 @@ def test_a_failed_write_of_rotated_tokens_is_tried_again(app, stub, user_id, exp
     assert new_refresh != expired and stub.state.refresh_tokens[new_refresh]  # the rotated one was kept
     row = _row(app, user_id)
     assert row.lease_owner is None and token.token in stub.state.access_tokens
+
+
+def test_a_store_on_sqlite_gives_its_connection_back_with_the_usual_busy_timeout(app, stub, user_id, expired,
+                                                                                    database_url):
+    """The store waits for SQLite's write lock a bounded time per attempt; the pooled connection
+    it used must not keep that shorter timeout."""
+    from sqlalchemy import text
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    with app.app_context():
+        get_access_token(user_id, "stub")
+        db.session.remove()
+        assert db.session.execute(text("PRAGMA busy_timeout")).scalar() == 15000
+    assert stub.state.refresh_calls == 1
