@@ -78,6 +78,8 @@ def _wipe(rt: Runtime, connection: Connection, spec: ProviderSpec | None, actor:
     """
     store = TokenStore(rt.keyring)
     for _ in range(WIPE_ATTEMPTS):
+        if connection.status == REVOKED:
+            return None  # a concurrent revocation did it (and reports on it)
         seen = connection.version or 0
         try:
             opened = store.open_all(connection)

@@ -261,3 +261,21 @@ def test_a_failure_right_after_the_lease_is_taken_releases_it(app, stub, user_id
         row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
         assert (row.lease_owner, row.lease_expires_at) == (None, None)
     assert stub.state.refresh_calls == 0
+
+
+def test_a_revoke_that_read_the_row_before_a_refresh_stored_revokes_the_new_grant(app, stub, user_id):
+    """11.10: the wipe is conditional on the version the revoke read; a refresh that stored a
+    rotated token in between makes it read again and revoke that token, not the used one."""
+    from app.revocation import Actor, revoke_connection
+
+    stub.release.set()
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-5)
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        results = []
+        _in_thread(app, lambda: get_access_token(user_id, "stub").token, results).join(60)
+        assert results and isinstance(results[0], str)
+        assert revoke_connection(row, Actor("user", user_id)).remote == "done"
+    rotated = [t for t in stub.state.refresh_tokens if t != refresh]
+    assert stub.revoked_tokens == rotated and not any(stub.state.refresh_tokens.values())
