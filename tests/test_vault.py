@@ -356,3 +356,11 @@ def test_a_store_on_sqlite_gives_its_connection_back_with_the_usual_busy_timeout
         db.session.remove()
         assert db.session.execute(text("PRAGMA busy_timeout")).scalar() == 15000
     assert stub.state.refresh_calls == 1
+
+
+def test_longest_refresh_covers_waiting_calling_and_storing():
+    from app.vault import longest_refresh_seconds
+
+    config = {"PROVIDER_CONNECT_TIMEOUT": 3.05, "PROVIDER_READ_TIMEOUT": 10.0, "VAULT_STORE_DEADLINE": 120.0}
+    # wait for another refresh (lease + 5) + own lease (connect + read + 5) + storing window + margin
+    assert longest_refresh_seconds(config) == pytest.approx(23.05 + 18.05 + 120 + 5)

@@ -279,3 +279,29 @@ def test_a_revoke_that_read_the_row_before_a_refresh_stored_revokes_the_new_gran
         assert revoke_connection(row, Actor("user", user_id)).remote == "done"
     rotated = [t for t in stub.state.refresh_tokens if t != refresh]
     assert stub.revoked_tokens == rotated and not any(stub.state.refresh_tokens.values())
+
+
+def test_a_lease_whose_commit_reply_was_lost_is_released(app, stub, user_id, monkeypatch):
+    """12.5: the lease's COMMIT went through but its reply was lost: the caller gets 503 with
+    Retry-After, and the lease it may hold is released rather than left for its full length."""
+    from sqlalchemy.exc import OperationalError
+
+    access, refresh = stub.issue()
+    make_connection(app, user_id, "stub", access=access, refresh=refresh, expires_in=-5)
+    with app.app_context():
+        real_commit, commits = db.session.commit, []
+
+        def reply_lost() -> None:
+            commits.append(1)
+            real_commit()
+            if len(commits) == 1:
+                raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+        monkeypatch.setattr(db.session, "commit", reply_lost)
+        with pytest.raises(ProviderUnavailable) as caught:
+            get_access_token(user_id, "stub")
+        assert caught.value.status == 503 and caught.value.code == "database_unavailable" and caught.value.retry_after
+        monkeypatch.undo()
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        assert (row.lease_owner, row.lease_expires_at) == (None, None)
+    assert stub.state.refresh_calls == 0
