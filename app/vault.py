@@ -266,7 +266,8 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
                 raise
             return _refresh_under_lease(rt, connection, owner, seen_token, leased_at)
         if time.monotonic() > deadline:
-            raise ProviderUnavailable("another refresh of this connection is still running", retry_after=1)
+            raise ProviderUnavailable("another refresh of this connection is still running",
+                                      retry_after=_takeover_in(connection, settings))
         db.session.rollback()  # hold no connection or snapshot while waiting
         time.sleep(delay * (1 + random.random() / 2))  # jitter keeps waiters from polling in lockstep
         # Capped low: a waiter learns of the new token only at its next poll (one indexed SELECT).
@@ -307,6 +308,15 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
                         outcome="failed")
         return "failed"
     return "refreshed"
+
+
+def _takeover_in(connection: Connection, settings: VaultSettings) -> float:
+    """Seconds until a caller may take the lease over (at least 1): an expired lease is waited
+    out while its holder may still be storing."""
+    expires = connection.lease_expires_at
+    if expires is None or expires > clock.now():
+        return 1
+    return max(1.0, (expires + settings.takeover_after - clock.now()).total_seconds())
 
 
 def _generation(connection: Connection) -> tuple:

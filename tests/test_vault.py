@@ -364,3 +364,20 @@ def test_longest_refresh_covers_waiting_calling_and_storing():
     config = {"PROVIDER_CONNECT_TIMEOUT": 3.05, "PROVIDER_READ_TIMEOUT": 10.0, "VAULT_STORE_DEADLINE": 120.0}
     # wait for another refresh (lease + 5) + own lease (connect + read + 5) + storing window + margin
     assert longest_refresh_seconds(config) == pytest.approx(23.05 + 18.05 + 120 + 5)
+
+
+def test_a_caller_that_waited_out_an_expired_lease_is_told_when_it_may_be_taken_over(app, user_id, expired):
+    """A lease past its expiry but inside its holder's storing window: 503 with a Retry-After
+    that says when the takeover becomes possible, not 1 s."""
+    import dataclasses
+
+    rt = app.extensions["connector"]
+    rt.vault = dataclasses.replace(rt.vault, wait=timedelta(0))
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        row.lease_owner, row.lease_expires_at = "storing-holder", clock.now() - timedelta(seconds=1)
+        db.session.commit()
+        with pytest.raises(ProviderUnavailable) as caught:
+            get_access_token(user_id, "stub")
+    window = rt.vault.takeover_after.total_seconds()
+    assert window - 5 < caught.value.retry_after <= window - 1
