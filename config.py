@@ -267,8 +267,8 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
     db_url = problems.check(database_url, env.get("DATABASE_URL", "").strip() or None)
     numbers = {name: problems.check(_number, env, name, default) for name, default in (
         ("PROVIDER_CONNECT_TIMEOUT", 3.05), ("PROVIDER_READ_TIMEOUT", 10.0), ("JWKS_REFETCH_COOLDOWN", 60.0),
-        ("VAULT_MIN_TTL", 60.0), ("REFRESH_BACKOFF_BASE", 5.0), ("REFRESH_BACKOFF_MAX", 900.0),
-        ("PROXY_MAX_BODY_BYTES", 1024 * 1024))}
+        ("VAULT_MIN_TTL", 60.0), ("VAULT_STORE_DEADLINE", 120.0), ("REFRESH_BACKOFF_BASE", 5.0),
+        ("REFRESH_BACKOFF_MAX", 900.0), ("PROXY_MAX_BODY_BYTES", 1024 * 1024))}
     admin = _admin(env, demo, problems)
     problems.raise_if_any()
 

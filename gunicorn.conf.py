@@ -7,10 +7,11 @@ is killed (SIGKILL) when it misses ``timeout`` (a sync worker busy with one requ
 whose main loop stalls) and when a graceful stop (deploy, HUP, ``max_requests``) outlasts
 ``graceful_timeout``. Both are therefore at least the longest refresh:
 
-    PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT     the token request (the whole answer is bounded)
+    2 x (PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT + 5 s)
+                                                       waiting out another caller's refresh lease, then
+                                                       holding our own (app.vault.longest_refresh_seconds)
+  + 10 s                                               the vault's own margins (lease wait, store overrun)
   + VAULT_STORE_DEADLINE                               how long the vault keeps trying to store its result
-  + PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT     one more provider call in the same request (the
-                                                       proxy's first API call, answered 401, precedes it)
   + 5 s                                                margin
 
 At start-up (``on_starting``) a smaller ``--timeout`` or ``--graceful-timeout`` given on the command line
@@ -38,7 +39,7 @@ def _seconds(name: str) -> float:
 def longest_refresh() -> int:
     """Seconds, rounded up, that a request doing a refresh may take before its result is stored."""
     exchange = _seconds("PROVIDER_CONNECT_TIMEOUT") + _seconds("PROVIDER_READ_TIMEOUT")
-    return math.ceil(2 * exchange + _seconds("VAULT_STORE_DEADLINE")) + MARGIN
+    return math.ceil(2 * (exchange + 5) + 10 + _seconds("VAULT_STORE_DEADLINE")) + MARGIN
 
 
 worker_class = "gthread"
@@ -67,6 +68,6 @@ def on_starting(server) -> None:
             server.cfg.set(setting, required)
             server.log.warning(
                 "%s raised from %s to %s seconds: it must exceed the longest refresh (2 x (PROVIDER_CONNECT_TIMEOUT "
-                "+ PROVIDER_READ_TIMEOUT) + VAULT_STORE_DEADLINE + %s), or a killed worker can lose a rotated "
-                "refresh token", setting, current, required, MARGIN)
+                "+ PROVIDER_READ_TIMEOUT + 5) + 10 + VAULT_STORE_DEADLINE + %s), or a killed worker can lose a "
+                "rotated refresh token", setting, current, required, MARGIN)
     server.timeout = server.cfg.timeout  # the arbiter copied it before this hook ran

@@ -25,6 +25,7 @@ from .errors import DecryptionError
 from .extensions import db
 from .models import AuthorizationRequest, Connection, RevocationTask
 from .runtime import runtime
+from .token_store import TokenStore
 
 # Gunicorn's arbiter halts ("App failed to load") when a worker exits with 4, instead of restarting it forever.
 EXIT_CONFIGURATION_ERROR = 4
@@ -116,31 +117,68 @@ def rotate_keys(batch_size: int) -> None:
     Connections' tokens, the tokens pending remote revocations hold, and pending connects' PKCE verifiers.
     """
     keyring = runtime().keyring
-    total = 0
-    while True:
-        rows = db.session.scalars(
-            select(Connection)
-            .where(or_(Connection.key_id != keyring.primary_id, Connection.key_id.is_(None)))
-            .where(or_(Connection.access_token_enc.is_not(None), Connection.refresh_token_enc.is_not(None)))
-            .order_by(Connection.id).limit(batch_size)
-        ).all()
-        if not rows:
-            break
-        for row in rows:
-            for column in ("access_token_enc", "refresh_token_enc"):
-                sealed = getattr(row, column)
-                if sealed:
-                    field = column.removesuffix("_enc")
-                    setattr(row, column, keyring.encrypt(keyring.decrypt(sealed, row.aad(field)), row.aad(field)))
-            row.key_id = keyring.primary_id
-        db.session.commit()  # each batch is durable on its own
-        total += len(rows)
-        click.echo(f"re-encrypted {total} connection(s)")
+    total, undecryptable, busy = _rotate_connections(TokenStore(keyring), batch_size)
     click.echo(f"done: {total} connection(s) now use key {keyring.primary_id!r}")
+    if undecryptable:
+        click.echo(f"warning: {len(undecryptable)} connection(s) could not be decrypted with the configured keys; "
+                   f"left as they are: {', '.join(undecryptable)}", err=True)
+    if busy:
+        click.echo(f"warning: {busy} connection(s) were being refreshed or kept changing; run rotate-keys again",
+                   err=True)
     # The token a pending remote revocation still needs, and pending connects' PKCE verifiers.
     _rotate_column(keyring, batch_size, RevocationTask, "token_enc", RevocationTask.aad, "revocation task(s)")
     _rotate_column(keyring, batch_size, AuthorizationRequest, "code_verifier_enc",
                    lambda row: row.aad("code_verifier"), "authorization request(s)")
+
+
+REKEY_ATTEMPTS = 3
+
+
+def _rotate_connections(store: TokenStore, batch_size: int) -> tuple[int, list[str], int]:
+    """Re-key connections batch by batch in id order, each row through the token store: a row a
+    revoke, a reconnect or a refresh wrote since it was read is read again (what they wrote is
+    kept), a row under a refresh lease is left to that refresh. Returns (re-keyed, ids that
+    cannot be decrypted, rows left busy)."""
+    primary = store.keyring.primary_id
+    total, busy, undecryptable = 0, 0, []
+    last_id = ""
+    while True:
+        rows = db.session.scalars(
+            select(Connection)
+            .where(or_(Connection.key_id != primary, Connection.key_id.is_(None)))
+            .where(or_(Connection.access_token_enc.is_not(None), Connection.refresh_token_enc.is_not(None)))
+            .where(Connection.id > last_id)
+            .order_by(Connection.id).limit(batch_size)
+        ).all()
+        if not rows:
+            break
+        last_id = rows[-1].id
+        for row in rows:
+            outcome = _rekey(store, row)
+            total += outcome == "rekeyed"
+            busy += outcome == "busy"
+            if outcome == "undecryptable":
+                undecryptable.append(row.id)
+        db.session.commit()  # each batch is durable on its own
+        click.echo(f"re-encrypted {total} connection(s)")
+    return total, undecryptable, busy
+
+
+def _rekey(store: TokenStore, row: Connection) -> str:
+    for _ in range(REKEY_ATTEMPTS):
+        if row.key_id == store.keyring.primary_id or (row.access_token_enc is None and row.refresh_token_enc is None):
+            return "current"  # rewritten meanwhile, with the current key or without tokens
+        try:
+            if store.rekey(row):
+                return "rekeyed"
+        except DecryptionError:
+            return "undecryptable"
+        if row.lease_owner is not None:
+            return "busy"
+        db.session.refresh(row)  # written since we read it: read it again
+        if row.lease_owner is not None:
+            return "busy"
+    return "busy"
 
 
 def _rotate_column(keyring: Keyring, batch_size: int, model, column: str, aad: Callable[[object], bytes],

@@ -1,70 +1,95 @@
-"""Storing a connection's tokens, encrypted and bound to their row."""
+"""Creating or replacing a user's connection after a completed connect.
+
+The tokens go through ``app.token_store`` (encrypted, bound to their row, written only over
+the version read). The tokens a reconnect replaces are queued for revocation at the provider
+(``app.revocation``), so a second connect never leaves the first grant alive.
+"""
 from __future__ import annotations
+
+import logging
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import clock
 from .crypto import Keyring
+from .errors import DecryptionError
 from .extensions import db
 from .models import ACTIVE, Connection, new_id
 from .oauth_client import TokenResponse
+from .providers import ProviderSpec
+from .token_store import TokenStore
 
+log = logging.getLogger(__name__)
 
-def seal_tokens(connection: Connection, keyring: Keyring, token: TokenResponse, *, keep_refresh: bool) -> None:
-    """Encrypt ``token`` into ``connection``; ``keep_refresh`` keeps the old refresh token when none arrived."""
-    connection.access_token_enc = keyring.encrypt(token.access_token, connection.aad("access_token"))
-    if token.refresh_token is not None:
-        connection.refresh_token_enc = keyring.encrypt(token.refresh_token, connection.aad("refresh_token"))
-    elif not keep_refresh:
-        connection.refresh_token_enc = None
-    elif connection.refresh_token_enc and keyring.needs_rotation(connection.refresh_token_enc):
-        plain = keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
-        connection.refresh_token_enc = keyring.encrypt(plain, connection.aad("refresh_token"))
-    connection.key_id = keyring.primary_id
-    connection.token_type = token.token_type
-    connection.access_token_expires_at = token.expires_at
-    connection.scopes = " ".join(token.scopes)
+# Each failed attempt means another writer changed the row in between; a handful is plenty.
+REPLACE_ATTEMPTS = 5
 
 
 def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring: Keyring,
-                      external_account_id: str | None) -> Connection:
-    """Create or replace the (user, provider) connection; the caller commits."""
-    for attempt in range(2):
+                      external_account_id: str | None, spec: ProviderSpec | None = None) -> Connection:
+    """Create or replace the (user, provider) connection; the caller commits.
+
+    ``spec`` (default: the configured provider) decides how the replaced tokens are revoked."""
+    store = TokenStore(keyring)
+    for _ in range(REPLACE_ATTEMPTS):
         connection = db.session.scalar(
             select(Connection).where(Connection.user_id == user_id, Connection.provider == provider)
+            .execution_options(populate_existing=True)  # the row as it is now
         )
         if connection is not None:
-            return _connected(connection, token, keyring, external_account_id)
+            if _replace(store, connection, token, external_account_id, spec):
+                return connection
+            continue  # written by someone else since we read it: read again
         # Complete before the first flush: on SQLite the savepoint's release can make the row
         # visible (and durable) before the caller commits, so it must never exist half-filled.
-        connection = _connected(Connection(id=new_id(), user_id=user_id, provider=provider),
-                                token, keyring, external_account_id)
+        connection = Connection(id=new_id(), user_id=user_id, provider=provider)
+        for key, value in {**store.sealed(connection, token), **_connected_values(external_account_id)}.items():
+            setattr(connection, key, value)
         try:
             with db.session.begin_nested():
                 db.session.add(connection)
                 db.session.flush()
             return connection
         except IntegrityError:
-            if attempt:
-                raise
-            # a concurrent callback created it: update that row instead
-    raise AssertionError("unreachable")
+            continue  # a concurrent callback (another tab) created it: replace that row instead
+    raise RuntimeError("the connection kept changing while it was being replaced")
 
 
-def _connected(connection: Connection, token: TokenResponse, keyring: Keyring,
-               external_account_id: str | None) -> Connection:
-    seal_tokens(connection, keyring, token, keep_refresh=False)
-    connection.status = ACTIVE
-    connection.external_account_id = external_account_id
-    connection.connected_at = clock.now()
-    connection.last_refreshed_at = None
-    connection.last_error_code = None
-    connection.failure_count = 0
-    connection.cooldown_until = None
-    connection.revoked_at = None
-    connection.remote_revocation = None
-    # A refresh still running with the old grant must not store its result over the new one.
-    connection.lease_owner = None
-    connection.lease_expires_at = None
-    return connection
+def _connected_values(external_account_id: str | None) -> dict:
+    return {
+        "status": ACTIVE, "external_account_id": external_account_id, "connected_at": clock.now(),
+        "last_refreshed_at": None, "last_error_code": None, "failure_count": 0, "cooldown_until": None,
+        "revoked_at": None, "remote_revocation": None,
+        # A refresh still running with the old grant must not store its result over the new one.
+        "lease_owner": None, "lease_expires_at": None,
+    }
+
+
+def _replace(store: TokenStore, connection: Connection, token: TokenResponse, external_account_id: str | None,
+             spec: ProviderSpec | None) -> bool:
+    """Write the new grant over ``connection`` if nobody wrote it since we read it, and queue
+    the tokens it replaces for revocation (same transaction)."""
+    from .revocation import Actor, queue_revocation  # revocation imports this module's neighbours
+
+    try:
+        old = store.open_all(connection)
+    except DecryptionError:  # its key was removed: nothing we can send to the provider
+        log.warning("reconnect of %s/%s: the replaced tokens cannot be decrypted and are not revoked",
+                    connection.provider, connection.id)
+        old = None
+    seen = connection.version or 0
+    old_account = connection.external_account_id
+    ids = (connection.id, connection.user_id, connection.provider)
+    if not store.replace(connection, seen, {**store.sealed(connection, token),
+                                            **_connected_values(external_account_id)}):
+        return False
+    if old is not None:
+        same_account = old_account is None or external_account_id is None or old_account == external_account_id
+        access = old.access if old.access != token.access_token else None
+        refresh = old.refresh if old.refresh != token.refresh_token else None
+        if refresh is None and old.refresh is not None:
+            access = None  # the same grant continues under its old refresh token: nothing to revoke
+        queue_revocation(store.keyring, spec, *ids, access=access, refresh=refresh,
+                         actor=Actor("system", None), reason="replaced", same_grant=same_account)
+    return True

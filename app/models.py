@@ -48,6 +48,12 @@ def _search_key_postgresql(element, compiler, **kw) -> str:
     return f'lower({compiler.process(element.clauses, **kw)} COLLATE "C")'
 
 
+def _now() -> datetime:
+    """``clock.now`` looked up at each insert, not bound at import: a test that replaces
+    ``clock.now`` moves ``created_at``, ``at`` and ``next_attempt_at`` too."""
+    return clock.now()
+
+
 class Connection(db.Model):
     __tablename__ = "connections"
     __table_args__ = (
@@ -73,7 +79,7 @@ class Connection(db.Model):
     refresh_token_enc: Mapped[str | None] = mapped_column(Text)
     key_id: Mapped[str | None] = mapped_column(String(32), index=True)
     access_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
-    connected_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    connected_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     last_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error_code: Mapped[str | None] = mapped_column(String(64))
     # Refresh single-flight: a short lease (owner + expiry) instead of a lock held across the provider call.
@@ -85,8 +91,11 @@ class Connection(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     # done | pending | failed | not_supported (the access token stays valid until it expires)
     remote_revocation: Mapped[str | None] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, onupdate=clock.now)
+    # Bumped by every write of token material (app.token_store): a writer that read an older
+    # version fails instead of overwriting what was written since.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
     def aad(self, field: str) -> bytes:
         return associated_data("connection", self.id, self.user_id, self.provider, field)
@@ -109,7 +118,7 @@ class AuthorizationRequest(db.Model):
     return_to: Mapped[str] = mapped_column(Text)
     code_verifier_enc: Mapped[str | None] = mapped_column(Text)
     nonce: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -145,11 +154,11 @@ class RevocationTask(db.Model):
     token_enc: Mapped[str] = mapped_column(Text)
     token_type_hint: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
     last_error: Mapped[str | None] = mapped_column(String(64))
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
     def aad(self) -> bytes:
         return associated_data("revocation_task", self.id, self.user_id, self.provider, "token")
@@ -162,7 +171,7 @@ class AuditEvent(db.Model):
     __table_args__ = (Index("ix_audit_events_user_provider", "user_id", "provider"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
     actor_type: Mapped[str] = mapped_column(String(16))  # user | m2m | admin | system
     actor_id: Mapped[str | None] = mapped_column(String(255), index=True)
     action: Mapped[str] = mapped_column(String(64), index=True)
@@ -181,7 +190,7 @@ class AdminSession(db.Model):
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     sub: Mapped[str] = mapped_column(String(255), index=True)
     name: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
@@ -193,7 +202,7 @@ class AdminLoginAttempt(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     client: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     outcome: Mapped[str] = mapped_column(String(16))  # started | succeeded | failed
 
 

@@ -12,26 +12,33 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from flask import Flask
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from . import clock
 from .extensions import db
 from .models import ACTIVE, Connection
 from .runtime import runtime
-from .vault import lease_owner, refresh_claimed
+from .vault import lease_free, lease_owner, refresh_claimed
+
+
+def _due(now: datetime, within: timedelta, started: datetime):
+    """A connection this run should refresh now: every condition, for the SELECT and again for the
+    UPDATE that takes the leases."""
+    return and_(
+        Connection.status == ACTIVE, Connection.refresh_token_enc.is_not(None),
+        Connection.access_token_expires_at < now + within,
+        or_(Connection.cooldown_until.is_(None), Connection.cooldown_until <= now),
+        lease_free(now, runtime().vault),
+        # Each connection at most once per run, even if its new token is again due within the window.
+        or_(Connection.last_refreshed_at.is_(None), Connection.last_refreshed_at < started),
+    )
 
 
 def _claim(owner: str, within: timedelta, started: datetime, limit: int) -> list[str] | None:
     """Lease up to ``limit`` due connections; None when nothing is due any more."""
     now = clock.now()
     ids = db.session.scalars(
-        select(Connection.id)
-        .where(Connection.status == ACTIVE, Connection.refresh_token_enc.is_not(None))
-        .where(Connection.access_token_expires_at < now + within)
-        .where(or_(Connection.cooldown_until.is_(None), Connection.cooldown_until <= now))
-        .where(or_(Connection.lease_owner.is_(None), Connection.lease_expires_at < now))
-        # Each connection at most once per run, even if its new token is again due within the window.
-        .where(or_(Connection.last_refreshed_at.is_(None), Connection.last_refreshed_at < started))
+        select(Connection.id).where(_due(now, within, started))
         .order_by(Connection.access_token_expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -39,18 +46,20 @@ def _claim(owner: str, within: timedelta, started: datetime, limit: int) -> list
     if not ids:
         db.session.commit()
         return None
-    # The lease conditions again: where SKIP LOCKED is not available (SQLite), another copy may
-    # have claimed some of these rows since the SELECT; only rows leased here are ours.
+    # Every condition again: where SKIP LOCKED is not available (SQLite), another copy or a job
+    # may have refreshed or leased some of these rows since the SELECT; only rows leased here,
+    # still due, are ours.
     db.session.execute(
         update(Connection)
-        .where(Connection.id.in_(ids))
-        .where(or_(Connection.lease_owner.is_(None), Connection.lease_expires_at < now))
+        .where(Connection.id.in_(ids), _due(now, within, started))
         .values(lease_owner=owner, lease_expires_at=now + runtime().vault.lease)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return list(db.session.scalars(select(Connection.id).where(Connection.id.in_(ids),
+    mine = list(db.session.scalars(select(Connection.id).where(Connection.id.in_(ids),
                                                                 Connection.lease_owner == owner)))
+    db.session.commit()
+    return mine
 
 
 def refresh_due(app: Flask, within: timedelta, workers: int, limit: int | None = None,

@@ -18,16 +18,19 @@ from authlib.integrations.requests_client import OAuth2Session
 from sqlalchemy import select
 
 from . import clock
+from .crypto import Keyring
 from .errors import DecryptionError, ProviderUnavailable, UnknownProvider
 from .extensions import db
-from .http import new_session
+from .http import configure, new_session
 from .models import REVOKED, Connection, RevocationTask, new_id, record_audit
 from .providers import ProviderSpec
 from .runtime import Runtime, runtime
+from .token_store import TokenStore
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+WIPE_ATTEMPTS = 5
 RETRY_BASE = timedelta(minutes=1)
 # What one attempt at a remote revocation can end in (``retry_revocations`` counts each).
 OUTCOMES = ("done", "pending", "failed", "not_supported")
@@ -68,50 +71,89 @@ def revoke_user_connections(user_id: str, actor: Actor) -> list[RevocationResult
 def _wipe(rt: Runtime, connection: Connection, spec: ProviderSpec | None, actor: Actor) -> RevocationTask | None:
     """Wipe the tokens and mark revoked; keep only what remote revocation needs, in a task.
 
-    Tokens that cannot be decrypted (their key was removed) are wiped all the same: the
-    connection is revoked locally and the remote revocation is ``failed``, with no task,
-    since there is no token left to send.
+    Through the token store, over the version read: a refresh or a reconnect that wrote the row
+    since is read again, so the tokens wiped are the ones revoked. Tokens that cannot be
+    decrypted (their key was removed) are wiped all the same: the connection is revoked locally
+    and the remote revocation is ``failed``, with no task, since there is no token left to send.
     """
-    refresh = access = None
-    had_access = connection.access_token_enc is not None
-    undecryptable = False
-    try:
-        if connection.refresh_token_enc:
-            refresh = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
-        if connection.access_token_enc:
-            access = rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token"))
-    except DecryptionError:
-        refresh = access = None
-        undecryptable = True
-    connection.refresh_token_enc = connection.access_token_enc = None
-    connection.status = REVOKED
-    connection.revoked_at = now = clock.now()
-    connection.lease_owner = connection.lease_expires_at = None
-    task = None
-    style = _style(spec)
+    store = TokenStore(rt.keyring)
+    for _ in range(WIPE_ATTEMPTS):
+        if connection.status == REVOKED:
+            return None  # a concurrent revocation did it (and reports on it)
+        seen = connection.version or 0
+        try:
+            opened = store.open_all(connection)
+            refresh, access, undecryptable = opened.refresh, opened.access, False
+        except DecryptionError:
+            refresh = access = None
+            undecryptable = True
+        now = clock.now()
+        values = {"status": REVOKED, "revoked_at": now, "lease_owner": None, "lease_expires_at": None}
+        had_access, expires_at = connection.access_token_enc is not None, connection.access_token_expires_at
+        style = _style(spec)
+        task = None
+        if undecryptable and style != "none":
+            values["remote_revocation"] = "failed"
+            detail = {"remote": "failed", "error": DecryptionError.code}
+        elif style == "none" or not (refresh or access):
+            values["remote_revocation"] = "not_supported" if style == "none" else None
+            detail = {"remote": values["remote_revocation"] or "none"}
+            if style == "none" and had_access and expires_at:
+                detail["access_token_valid_until"] = expires_at.isoformat() + "Z"
+        else:
+            values["remote_revocation"] = "pending"
+            detail = {"remote": "pending"}
+        if store.wipe(connection, seen, values):
+            break
+        db.session.rollback()  # written since we read it (a refresh stored, a reconnect): again
+        db.session.refresh(connection)
+    else:
+        raise ProviderUnavailable("the connection kept changing while it was being revoked; try again",
+                                  retry_after=1, code="busy")
     if undecryptable and style != "none":
         log.warning("revoking %s/%s: its tokens cannot be decrypted; wiped, not revoked at the provider",
                     connection.provider, connection.id)
-        connection.remote_revocation = "failed"
-        detail = {"remote": "failed", "error": DecryptionError.code}
-    elif style == "none" or not (refresh or access):
-        connection.remote_revocation = "not_supported" if style == "none" else None
-        detail = {"remote": connection.remote_revocation or "none"}
-        if style == "none" and had_access and connection.access_token_expires_at:
-            detail["access_token_valid_until"] = connection.access_token_expires_at.isoformat() + "Z"
-    else:
-        # GitHub's grant API takes the access token; RFC 7009 prefers the refresh token (it kills the grant).
-        token, hint = (access, "access_token") if style == "github_grant" or not refresh else (refresh, "refresh_token")
-        task = RevocationTask(connection_id=connection.id, user_id=connection.user_id, provider=connection.provider,
-                              token_type_hint=hint, actor_type=actor.type, actor_id=actor.id, id=new_id(),
-                              created_at=now)  # ties the task to this revocation (see _revoked_by)
-        task.token_enc = rt.keyring.encrypt(token, task.aad())
-        db.session.add(task)
-        connection.remote_revocation = "pending"
-        detail = {"remote": "pending"}
+    if values["remote_revocation"] == "pending":
+        task = _new_task(rt.keyring, style, connection.id, connection.user_id, connection.provider,
+                         access=access, refresh=refresh, actor=actor, created_at=now)
     record_audit("revoke", "revoked", actor_type=actor.type, actor_id=actor.id, user_id=connection.user_id,
                  provider=connection.provider, **detail)
     db.session.commit()
+    return task
+
+
+def _new_task(keyring: Keyring, style: str, connection_id: str, user_id: str, provider: str, *,
+              access: str | None, refresh: str | None, actor: Actor, created_at) -> RevocationTask:
+    # GitHub's grant API takes the access token; RFC 7009 prefers the refresh token (it kills the grant).
+    token, hint = (access, "access_token") if style == "github_grant" or not refresh else (refresh, "refresh_token")
+    task = RevocationTask(connection_id=connection_id, user_id=user_id, provider=provider, token_type_hint=hint,
+                          actor_type=actor.type, actor_id=actor.id, id=new_id(), created_at=created_at,
+                          next_attempt_at=created_at)
+    task.token_enc = keyring.encrypt(token, task.aad())
+    db.session.add(task)
+    return task
+
+
+def queue_revocation(keyring: Keyring, spec: ProviderSpec | None, connection_id: str, user_id: str,
+                     provider: str, *, access: str | None, refresh: str | None, actor: Actor, reason: str,
+                     same_grant: bool) -> RevocationTask | None:
+    """Queue tokens that no connection holds any more (replaced by a reconnect, or received by a
+    refresh that lost its row) for ``retry-revocations``; the caller commits.
+
+    ``spec`` None: the configured provider. Nothing is queued when the provider offers no
+    revocation, or when revoking would end the grant a connection still holds (``same_grant`` at
+    a provider whose revocation ends the whole grant: GitHub's grant API, Google)."""
+    if spec is None:
+        spec = runtime().registry.spec(provider)
+    style = _style(spec)
+    grant_wide = style == "github_grant" or (spec is not None and spec.revocation_revokes_grant)
+    if style == "none" or not (access or refresh) or (same_grant and grant_wide):
+        return None
+    task = _new_task(keyring, style, connection_id, user_id, provider, access=access, refresh=refresh,
+                     actor=actor, created_at=clock.now())
+    record_audit("revoke_remote", "queued", actor_type=actor.type, actor_id=actor.id, user_id=user_id,
+                 provider=provider, reason=reason)
+    log.info("tokens of %s/%s %s: queued for revocation at the provider", provider, connection_id, reason)
     return task
 
 
@@ -173,7 +215,7 @@ def _revoked_by(connection: Connection | None, task: RevocationTask) -> bool:
     nor when it was revoked again later (the newer revocation's task reports on it).
     """
     return (connection is not None and connection.status == REVOKED and connection.revoked_at is not None
-            and task.created_at >= connection.revoked_at)
+            and task.created_at == connection.revoked_at)
 
 
 def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[float, float]) -> None:
@@ -188,9 +230,9 @@ def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[floa
             # endpoint has been spammed": not a proof of revocation, so it is retried like a 5xx.
             ok = response.status_code in (204, 404)
         else:
-            client = OAuth2Session(spec.client_id, spec.client_secret,
-                                   revocation_endpoint_auth_method=spec.client_auth)
-            client.trust_env = False
+            # The one HTTP client: whole-exchange deadline, shared pool, User-Agent, no proxies from env.
+            client = configure(OAuth2Session(spec.client_id, spec.client_secret,
+                                             revocation_endpoint_auth_method=spec.client_auth))
             response = client.revoke_token(spec.revocation_url, token=token, token_type_hint=hint, timeout=timeout,
                                            allow_redirects=False)
             ok = response.status_code == 200  # RFC 7009: 200 even for an unknown token
@@ -220,3 +262,16 @@ def retry_revocations(limit: int = 100) -> dict[str, int]:
         counts[_attempt(rt, task, rt.registry.spec(task.provider))] += 1  # commits
     db.session.commit()
     return counts
+
+
+def attempt_queued(task: RevocationTask) -> str | None:
+    """Try a task just queued (and committed) once at the provider; on a database failure it
+    stays queued for ``retry-revocations``."""
+    from sqlalchemy.exc import DBAPIError
+
+    rt = runtime()
+    try:
+        return _attempt(rt, task, rt.registry.spec(task.provider))
+    except DBAPIError:
+        db.session.rollback()
+        return None

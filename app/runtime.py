@@ -19,6 +19,8 @@ from .providers import ProviderRegistry
 from .providers.registry import load_specs
 from .providers.spec import SpecError
 
+STORE_MARGIN = 5.0  # seconds: the clock skew between processes, and the last store attempt's overrun
+
 
 @dataclass(frozen=True)
 class VaultSettings:
@@ -27,6 +29,14 @@ class VaultSettings:
     wait: timedelta  # how long a caller waits for another caller's refresh
     backoff_base: float  # seconds after the first transient failure; doubles per failure
     backoff_max: float
+    # How long a refresher keeps trying to store a result in hand (the database down or locked);
+    # a lease is taken over only once its holder's storing window is over too (``takeover_after``).
+    store_deadline: float = 120.0
+
+    @property
+    def takeover_after(self) -> timedelta:
+        """How long after a lease's expiry another refresher may take it over."""
+        return timedelta(seconds=self.store_deadline + STORE_MARGIN)
 
 
 @dataclass
@@ -71,7 +81,7 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
     lease = timedelta(seconds=timeout[0] + timeout[1] + 5)
     vault = VaultSettings(min_ttl=timedelta(seconds=cfg["VAULT_MIN_TTL"]), lease=lease,
                           wait=lease + timedelta(seconds=5), backoff_base=cfg["REFRESH_BACKOFF_BASE"],
-                          backoff_max=cfg["REFRESH_BACKOFF_MAX"])
+                          backoff_max=cfg["REFRESH_BACKOFF_MAX"], store_deadline=cfg["VAULT_STORE_DEADLINE"])
     return Runtime(keyring, AccessTokenVerifier(jwks, cfg["AUTH0_AUDIENCE"]), registry, return_urls, connect, vault)
 
 

@@ -2,9 +2,19 @@
 
 Refresh is single-flight across threads and processes through a short lease on the
 connection row (owner + expiry, set and cleared in short transactions), so no
-database lock is held while the provider answers. A lease whose holder died
-expires and is taken over. The rotated refresh token is written in the same
-transaction that releases the lease.
+database lock is held while the provider answers. The lease covers the provider call
+(connect + read timeout + 5 s).
+
+Once the provider has answered, the rotated refresh token is the one thing that must not be
+lost: the holder keeps trying to store it (through ``app.token_store``, in the statement that
+releases the lease, conditional on the row still holding the refresh token it refreshed from)
+with backoff until the lease's end plus VAULT_STORE_DEADLINE, through a database outage or a
+long SQLite lock. The fence: an expired lease is taken over only after that window and a
+margin (``VaultSettings.takeover_after``), so nobody refreshes with the old token while the
+holder may still store the new one. A holder that died (SIGKILL) costs its connection that
+long; callers get 503 with Retry-After meanwhile. Whatever fails after a lease is taken and
+before the provider answered releases it. A refresher that finds its row revoked or replaced
+revokes what it received (or queues it for ``retry-revocations``).
 """
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ import random
 import threading
 import time
 import uuid
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,7 +32,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from . import clock, oauth_client
-from .connections import seal_tokens
 from .errors import (
     DecryptionError,
     NotFound,
@@ -32,7 +42,8 @@ from .errors import (
 )
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
-from .runtime import Runtime, VaultSettings, runtime
+from .runtime import STORE_MARGIN, Runtime, VaultSettings, runtime
+from .token_store import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,15 @@ class AccessToken:
         return {"access_token": self.token, "token_type": self.token_type, "expires_in": expires_in,
                 "expires_at": self.expires_at.isoformat() + "Z" if self.expires_at else None,
                 "scopes": list(self.scopes)}
+
+
+def longest_refresh_seconds(config) -> float:
+    """The longest a request can spend in ``get_access_token`` with the given app config: waiting
+    for another caller's refresh (lease + 5 s), then its own (lease, then storing until the
+    lease's end + VAULT_STORE_DEADLINE + margin). A worker timeout (gunicorn's, which SIGKILLs)
+    must exceed it, or the kill itself can lose a rotated token."""
+    lease = config["PROVIDER_CONNECT_TIMEOUT"] + config["PROVIDER_READ_TIMEOUT"] + 5
+    return (lease + 5) + lease + config["VAULT_STORE_DEADLINE"] + STORE_MARGIN
 
 
 def lease_owner() -> str:
@@ -96,18 +116,71 @@ def _access_token(rt: Runtime, connection: Connection) -> AccessToken:
 
 
 def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
+    """Take the refresh lease. An expired lease is taken over only once its holder's storing
+    window is over too (``takeover_after``): a holder that has the provider's answer keeps
+    trying to store it that long, and a takeover before would refresh with the old token."""
     now = clock.now()
-    result = db.session.execute(
-        update(Connection)
-        .where(Connection.id == connection_id, Connection.status == ACTIVE)
-        .where(or_(Connection.lease_owner.is_(None), Connection.lease_expires_at < now))
-        # In the same statement, so two callers cannot both pass a cooldown check and both call.
-        .where(or_(Connection.cooldown_until.is_(None), Connection.cooldown_until <= now))
-        .values(lease_owner=owner, lease_expires_at=now + settings.lease)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    try:
+        result = db.session.execute(
+            update(Connection)
+            .where(Connection.id == connection_id, Connection.status == ACTIVE)
+            .where(lease_free(now, settings))
+            # In the same statement, so two callers cannot both pass a cooldown check and both call.
+            .where(or_(Connection.cooldown_until.is_(None), Connection.cooldown_until <= now))
+            .values(lease_owner=owner, lease_expires_at=now + settings.lease)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    except DBAPIError:
+        # The COMMIT's reply may be what was lost: the lease may be ours.
+        _release_quietly(connection_id, owner)
+        raise _database_unavailable() from None
     return result.rowcount == 1
+
+
+def lease_free(now: datetime, settings: VaultSettings):
+    return or_(Connection.lease_owner.is_(None), Connection.lease_expires_at < now - settings.takeover_after)
+
+
+def _database_unavailable() -> ProviderUnavailable:
+    return ProviderUnavailable("the database is unavailable; try again shortly", code="database_unavailable",
+                               retry_after=RELEASE_WINDOW)
+
+
+RELEASE_WINDOW = 2.0  # seconds spent trying to release a lease after a failure, before leaving it
+
+
+def _release_quietly(connection_id: str, owner: str) -> None:
+    """Release ``owner``'s lease after a failure, whatever state the session is in. Tried for a
+    moment (a dropped connection is replaced by the pool); if the database stays away the lease
+    runs out on its own and waiting callers answer 503 meanwhile."""
+    deadline = time.monotonic() + RELEASE_WINDOW
+    delay = 0.05
+    while True:
+        try:
+            db.session.rollback()
+            db.session.execute(
+                update(Connection).where(Connection.id == connection_id, Connection.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+            return
+        except DBAPIError as exc:
+            if time.monotonic() + delay > deadline:
+                log.warning("could not release the refresh lease of %s (%s); it runs out on its own",
+                            connection_id, type(exc.orig).__name__)
+                _rollback_quietly()
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def _rollback_quietly() -> None:
+    try:
+        db.session.rollback()
+    except DBAPIError:
+        db.session.close()  # the connection is gone: give it back to the pool, which drops it
 
 
 def _commit_keeping(connection: Connection) -> None:
@@ -172,7 +245,7 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
     # A caller's own min_ttl is honoured as asked; the configured default adapts to short-lived tokens.
     ttl = _capped(connection, settings.min_ttl) if min_ttl is None else timedelta(seconds=min_ttl)
     # The token we saw: one that replaces it while we wait came from a refresh that ran for us too.
-    seen_token = connection.access_token_enc
+    seen_token = _generation(connection)
     if not force_refresh and _fresh(connection, ttl):
         return _access_token(rt, connection)
     if connection.refresh_token_enc is None:
@@ -183,10 +256,18 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
     delay = 0.01
     while True:
         _check_cooldown(connection)
+        leased_at = time.monotonic()
         if _try_lease(connection.id, owner, settings):
-            return _refresh_under_lease(rt, _load(user_id, provider), owner, seen_token)
+            connection_id = connection.id
+            try:  # _load fails (revoked meanwhile, the database gone): the lease goes with it
+                connection = _load(user_id, provider)
+            except BaseException:
+                _release_quietly(connection_id, owner)
+                raise
+            return _refresh_under_lease(rt, connection, owner, seen_token, leased_at)
         if time.monotonic() > deadline:
-            raise ProviderUnavailable("another refresh of this connection is still running", retry_after=1)
+            raise ProviderUnavailable("another refresh of this connection is still running",
+                                      retry_after=_takeover_in(connection, settings))
         db.session.rollback()  # hold no connection or snapshot while waiting
         time.sleep(delay * (1 + random.random() / 2))  # jitter keeps waiters from polling in lockstep
         # Capped low: a waiter learns of the new token only at its next poll (one indexed SELECT).
@@ -202,12 +283,17 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
     # The batch was leased at once and earlier rows may have been slow: renew before the call
     # (committed with the read below, before the provider call).
     db.session.expire_all()  # read the row as it is now, not as this session last saw it
-    connection = db.session.get(Connection, connection_id) if _hold(connection_id, owner, rt.vault) else None
-    if connection is None:
-        db.session.commit()
-        return "skipped"
+    leased_at = time.monotonic()
     try:
-        _refresh_under_lease(rt, connection, owner, connection.access_token_enc)
+        connection = db.session.get(Connection, connection_id) if _hold(connection_id, owner, rt.vault) else None
+        if connection is None:
+            db.session.commit()
+            return "skipped"
+    except DBAPIError:
+        _release_quietly(connection_id, owner)
+        return "unavailable"
+    try:
+        _refresh_under_lease(rt, connection, owner, _generation(connection), leased_at)
     except ReauthorizationRequired:
         return "needs_reauth"
     except ProviderUnavailable:
@@ -224,82 +310,186 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
     return "refreshed"
 
 
-def _replaced(connection: Connection, seen_token: str | None) -> bool:
+def _takeover_in(connection: Connection, settings: VaultSettings) -> float:
+    """Seconds until a caller may take the lease over (at least 1): an expired lease is waited
+    out while its holder may still be storing."""
+    expires = connection.lease_expires_at
+    if expires is None or expires > clock.now():
+        return 1
+    return max(1.0, (expires + settings.takeover_after - clock.now()).total_seconds())
+
+
+def _generation(connection: Connection) -> tuple:
+    """Which grant and which refresh the row's tokens come from. Not their ciphertexts, which
+    rotate-keys changes without a refresh."""
+    return connection.connected_at, connection.last_refreshed_at
+
+
+def _replaced(connection: Connection, seen_token: tuple) -> bool:
     """Another caller refreshed since we looked, and its token has not expired.
 
     Accepted even when it lives less than ``min_ttl``: a provider whose tokens are that short-lived
     would otherwise get one refresh per waiting caller instead of one in all.
     """
-    return connection.access_token_enc != seen_token and _fresh(connection, timedelta(0))
+    return _generation(connection) != seen_token and _fresh(connection, timedelta(0))
 
 
-def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_token: str | None) -> AccessToken:
-    if _replaced(connection, seen_token):
-        _release(connection, owner)  # someone refreshed between our read and our lease
-        db.session.commit()
-        return _access_token(rt, connection)
+def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_token: tuple,
+                         leased_at: float) -> AccessToken:
+    """Refresh ``connection``, whose lease ``owner`` took at ``leased_at`` (monotonic, taken before
+    the lease statement). Whatever fails before the provider answered releases the lease."""
     connection_id = connection.id
+    settings: VaultSettings = rt.vault
     try:
+        if _replaced(connection, seen_token):
+            _release(connection, owner)  # someone refreshed between our read and our lease
+            result = _access_token(rt, connection)
+            db.session.commit()
+            return result
         spec = rt.registry.get(connection.provider)
-        refresh_token = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
+        refreshed_from = connection.refresh_token_enc
+        refresh_token = rt.keyring.decrypt(refreshed_from, connection.aad("refresh_token"))
         scopes = tuple(connection.scope_list)
         _commit_keeping(connection)  # no transaction stays open while the provider answers
+        if time.monotonic() + sum(rt.timeout) > leased_at + settings.lease.total_seconds():
+            # The database was slow to get here: the call might outlive the lease.
+            raise _database_unavailable()
+    except BaseException:
+        _release_quietly(connection_id, owner)
+        raise
+    try:
         token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
-    except ProviderError as exc:
-        if not _hold(connection_id, owner, rt.vault):
-            raise _lost(connection_id) from None
+    except (ProviderError, ProviderUnavailable) as exc:
+        try:
+            _refresh_failed(rt, connection, owner, exc)
+        except DBAPIError:
+            _release_quietly(connection_id, owner)
+            raise _database_unavailable() from None
+        raise AssertionError("unreachable") from None
+    except BaseException:
+        _release_quietly(connection_id, owner)
+        raise
+    # From here the provider may have rotated the refresh token: the new one must be stored.
+    return _store(rt, connection, owner, token, refreshed_from, refresh_token,
+                  stop=leased_at + settings.lease.total_seconds() + settings.store_deadline)
+
+
+def _refresh_failed(rt: Runtime, connection: Connection, owner: str, exc: Exception) -> None:
+    """Record a refused or failed refresh and raise the caller's error."""
+    connection_id = connection.id
+    if not _hold(connection_id, owner, rt.vault):
+        raise _lost(connection_id) from None
+    if isinstance(exc, ProviderError):
         if exc.code in spec_reauth_codes(rt, connection.provider):
             _mark_needs_reauth(connection, owner, exc.code)
             raise ReauthorizationRequired(f"the provider rejected the stored grant ({exc.code})") from None
         retry_after = _record_failure(rt, connection, owner, exc.code, None)
         raise ProviderUnavailable(f"the provider refused the refresh ({exc.code})", code=exc.code,
                                   retry_after=retry_after) from None
-    except ProviderUnavailable as exc:
-        if not _hold(connection_id, owner, rt.vault):
-            raise _lost(connection_id) from None
-        retry_after = _record_failure(rt, connection, owner, exc.code, exc.retry_after)
-        raise ProviderUnavailable(exc.description, retry_after=retry_after) from None
-    except BaseException:
-        db.session.rollback()
-        _release(connection, owner)
-        db.session.commit()
-        raise
-    return _store(rt, connection, owner, token)
+    retry_after = _record_failure(rt, connection, owner, exc.code, exc.retry_after)
+    raise ProviderUnavailable(exc.description, retry_after=retry_after) from None
 
 
-STORE_ATTEMPTS = 3
+STORE_BACKOFF_MAX = 2.0  # seconds between store attempts, at most
 
 
-def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.TokenResponse) -> AccessToken:
-    """Write the new tokens and release the lease in one transaction.
+def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.TokenResponse,
+           refreshed_from: str, old_refresh: str, *, stop: float) -> AccessToken:
+    """Write the new tokens and release the lease in one conditional statement (``TokenStore``):
+    only onto the row still leased by us and still holding the refresh token we refreshed from.
 
     A provider that rotates has already invalidated the refresh token we hold, so a failed write
-    (SQLite busy past its timeout, a dropped database connection) is tried again before giving up:
-    losing the new refresh token would cost the user their grant."""
+    (the database down, a dropped connection, SQLite busy) is tried again with backoff until
+    ``stop`` (monotonic): the lease's end plus VAULT_STORE_DEADLINE, before which no one takes
+    the lease over. A COMMIT whose reply was lost is recognised on the next attempt."""
+    store = TokenStore(rt.keyring)
     connection_id, provider = connection.id, connection.provider
-    for attempt in range(1, STORE_ATTEMPTS + 1):
+    ids = (connection_id, connection.user_id, provider)
+    values = {**store.sealed(connection, token, keep_refresh=old_refresh), "last_refreshed_at": clock.now(),
+              "last_error_code": None, "failure_count": 0, "cooldown_until": None}
+    result = AccessToken(token.access_token, token.token_type or "Bearer", token.expires_at, tuple(token.scopes))
+    delay, attempt = 0.1, 0
+    while True:
+        attempt += 1
         try:
-            if not _hold(connection_id, owner, rt.vault):
-                raise _lost(connection_id)
-            seal_tokens(connection, rt.keyring, token, keep_refresh=True)
-            connection.last_refreshed_at = clock.now()
-            connection.last_error_code = None
-            connection.failure_count = 0
-            connection.cooldown_until = None
-            _release(connection, owner)
-            # What we just stored, taken before the commit expires the row (no re-read, no decrypt).
-            result = AccessToken(token.access_token, connection.token_type or "Bearer",
-                                 connection.access_token_expires_at, tuple(connection.scope_list))
-            db.session.commit()  # new tokens and the lease release land together
-            return result
+            with _bounded_wait(stop):
+                if store.store_refreshed(connection, refreshed_from, owner, values):
+                    db.session.commit()  # new tokens and the lease release land together
+                    return result
+                db.session.rollback()
+                current = db.session.get(Connection, connection_id, populate_existing=True)
+                if current is not None and current.access_token_enc is not None and \
+                        _opens_to(rt, current, token.access_token):
+                    db.session.commit()
+                    return result  # stored by an earlier attempt whose COMMIT reply was lost
         except DBAPIError as exc:
-            db.session.rollback()
-            log.warning("storing the refreshed tokens of %s/%s failed (%s), attempt %d of %d", provider,
-                        connection_id, type(exc.orig).__name__, attempt, STORE_ATTEMPTS)
-            if attempt == STORE_ATTEMPTS:
-                raise
-            time.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")
+            _rollback_quietly()
+            left = stop - time.monotonic()
+            log.warning("storing the refreshed tokens of %s/%s failed (%s), attempt %d; %.0fs left", provider,
+                        connection_id, type(exc.orig).__name__, attempt, max(left, 0))
+            if left <= delay:
+                log.error("the refreshed tokens of %s/%s could not be stored within VAULT_STORE_DEADLINE; "
+                          "the grant is probably lost", provider, connection_id)
+                raise _database_unavailable() from None
+            time.sleep(delay * (1 + random.random() / 4))
+            delay = min(delay * 2, STORE_BACKOFF_MAX)
+            continue
+        # The row is not ours any more (revoked, reconnected, taken over): what we received is
+        # held by no connection; revoke it rather than leave a live grant behind.
+        _discard(rt, current, ids, token)
+        raise _lost(connection_id)
+
+
+def _opens_to(rt: Runtime, connection: Connection, access_token: str) -> bool:
+    try:
+        return rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token")) == access_token
+    except DecryptionError:
+        return False
+
+
+@contextmanager
+def _bounded_wait(stop: float):
+    """On SQLite, wait for the write lock at most STORE_BUSY_MS per attempt (then back off and try
+    again), and never past the storing window."""
+    session = db.session()
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    left_ms = max(100, int((stop - time.monotonic()) * 1000))
+    # The DBAPI connection itself: the session gives it back to the pool at commit, and it must
+    # go back with the usual busy_timeout.
+    raw = session.connection().connection.dbapi_connection
+    raw.execute(f"PRAGMA busy_timeout={min(left_ms, STORE_BUSY_MS)}")
+    try:
+        yield
+    finally:
+        with suppress(Exception):
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
+SQLITE_BUSY_TIMEOUT_MS = 15000  # as app.extensions sets it
+STORE_BUSY_MS = 2000
+
+
+def _discard(rt: Runtime, current: Connection | None, ids: tuple[str, str, str],
+             token: oauth_client.TokenResponse) -> None:
+    """Queue the tokens a refresh received but could not store for revocation, and try once."""
+    from .revocation import Actor, attempt_queued, queue_revocation
+
+    # A disconnect wants the grant gone; a reconnect of the same account or a takeover of this
+    # row holds the same grant, which a grant-wide revocation would end.
+    same_grant = current is not None and current.status == ACTIVE
+    try:
+        task = queue_revocation(rt.keyring, None, *ids, access=token.access_token, refresh=token.refresh_token,
+                                actor=Actor("system", None), reason="refresh_lost", same_grant=same_grant)
+        db.session.commit()
+    except DBAPIError:
+        _rollback_quietly()
+        log.error("tokens refreshed for %s/%s were not stored and could not be queued for revocation",
+                  ids[2], ids[0])
+        return
+    if task is not None:
+        attempt_queued(task)
 
 
 def spec_reauth_codes(rt: Runtime, provider: str) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ class StubState:
     api_requests: list[dict] = field(default_factory=list)
     revoked: bool = False
     api_always_401: bool = False
+    refresh_started: threading.Event = field(default_factory=threading.Event)  # set at the first refresh
 
 
 class StubProvider:
@@ -74,6 +75,7 @@ class StubProvider:
             return _json({"error": "unsupported_grant_type"}, 400)
         with self._lock:
             self.state.refresh_calls += 1
+            self.state.refresh_started.set()
             delay, failure = self.state.delay, self.state.failure
         time.sleep(delay)
         if failure:

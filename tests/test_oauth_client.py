@@ -157,3 +157,26 @@ def test_any_userinfo_shape_is_an_id_or_our_error(data):
     except (ProviderError, ProviderUnavailable):
         return
     assert isinstance(account, str) and account
+
+
+def test_an_oversized_account_lookup_answer_is_refused(stub):
+    from app.oauth_client import TokenResponse
+    from app.providers.spec import ProviderSpec
+
+    spec = ProviderSpec(name="stub", display_name="Stub", account_id_source="userinfo",
+                        account_id_url=f"{stub.url}/api/big", account_id_field="id")  # 2 MiB
+    token = TokenResponse(access_token="a", refresh_token=None, token_type="Bearer", expires_at=None, scopes=())
+    with pytest.raises(ProviderUnavailable) as caught:
+        oauth_client.fetch_account_id(spec, token, (1, 2))
+    assert "oversized" in caught.value.description
+
+
+def test_the_account_lookup_reads_the_id(stub):
+    from app.oauth_client import TokenResponse
+    from app.providers.spec import ProviderSpec
+
+    access, _ = stub.issue()
+    spec = ProviderSpec(name="stub", display_name="Stub", account_id_source="userinfo",
+                        account_id_url=f"{stub.url}/api/me", account_id_field="path")
+    token = TokenResponse(access_token=access, refresh_token=None, token_type="Bearer", expires_at=None, scopes=())
+    assert oauth_client.fetch_account_id(spec, token, (1, 2)) == "/api/me"

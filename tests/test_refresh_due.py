@@ -117,3 +117,77 @@ def test_token_command_hides_token_unless_asked(app, runner, stub):
     assert access in shown.output
     missing = runner.invoke(args=["connector", "token", "auth0|nobody", "stub"])
     assert missing.exit_code == 1 and "not_found" in missing.output
+
+
+def test_a_row_refreshed_by_a_job_between_the_claims_select_and_update_is_not_claimed(app, stub):
+    """12.6: on SQLite the claim's SELECT takes no lock; a job that refreshes a selected row before
+    the UPDATE takes the leases must not see its row claimed (and refreshed) a second time."""
+    from sqlalchemy import event
+
+    from app.refresh_due import refresh_due
+    from app.vault import get_access_token
+
+    _seed(app, stub, 3, expires_in=-1)
+    jobs, errors = [], []
+
+    def job() -> None:
+        try:
+            with app.app_context():
+                get_access_token("auth0|user0", "stub")
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+
+    def before(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("UPDATE CONNECTIONS SET LEASE_OWNER") and not jobs:
+            jobs.append(threading.Thread(target=job))
+            jobs[0].start()
+            if conn.dialect.name == "sqlite":  # PostgreSQL: the job waits for the row lock of the SELECT
+                jobs[0].join(30)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        counts = refresh_due(app, timedelta(minutes=10), workers=1)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    jobs[0].join(30)
+    assert errors == [] and stub.state.refresh_calls == 3 and not stub.state.revoked
+    assert counts["refreshed"] + counts["skipped"] in (2, 3)
+
+
+def test_concurrent_sweeps_and_jobs_refresh_each_connection_exactly_once(app, stub):
+    from app.refresh_due import refresh_due
+    from app.vault import get_access_token
+
+    count = 12
+    _seed(app, stub, count, expires_in=-1)
+    stub.state.delay = 0.02
+    go, errors = threading.Event(), []
+
+    def sweep() -> None:
+        go.wait(30)
+        try:
+            refresh_due(app, timedelta(minutes=10), workers=2)
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+
+    def jobs(order) -> None:
+        go.wait(30)
+        for n in order:
+            try:
+                with app.app_context():
+                    get_access_token(f"auth0|user{n}", "stub")
+            except Exception as exc:  # asserted below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=sweep) for _ in range(3)]
+    threads += [threading.Thread(target=jobs, args=(range(count),)),
+                threading.Thread(target=jobs, args=(range(count - 1, -1, -1),))]
+    for thread in threads:
+        thread.start()
+    go.set()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert stub.state.refresh_calls == count and not stub.state.revoked

@@ -333,3 +333,27 @@ def test_offboarding_goes_past_a_connection_with_undecryptable_tokens(app, mocke
                                                          ("spotify", "not_supported")]
     for provider in ("github", "google", "spotify"):
         _assert_wiped(_state(app, user_id, provider)[0])
+
+
+def test_remote_revocation_uses_the_one_http_client(app):
+    """11.18: revocation went through its own OAuth2Session: no whole-exchange deadline, no shared
+    pool, no User-Agent. A provider that drips its answer is cut at connect + read timeout."""
+    from app.errors import ProviderUnavailable as Unavailable
+    from app.http import USER_AGENT
+    from app.providers.spec import ProviderSpec
+    from app.revocation import revoke_remote
+    from tests.drip_server import DripServer
+    from tests.faults import GatedStub
+
+    with GatedStub() as provider:
+        spec = ProviderSpec(name="stub", display_name="Stub", revocation_style="rfc7009",
+                            revocation_url=f"{provider.url}/revoke", client_id="id", client_secret="secret")
+        revoke_remote(spec, "refresh-1", "refresh_token", (1, 2))
+        assert provider.revoked_tokens == ["refresh-1"]
+        assert provider.revocation_headers[0]["User-Agent"] == USER_AGENT
+    with DripServer(body_bytes=200, interval=0.1) as server:  # 20 s in all, each byte quick
+        spec = ProviderSpec(name="drip", display_name="Drip", revocation_style="rfc7009", revocation_url=server.url,
+                            client_id="id", client_secret="secret")
+        with pytest.raises(Unavailable) as caught:
+            revoke_remote(spec, "refresh-1", "refresh_token", (0.5, 0.5))
+        assert caught.value.code == "timeout"

@@ -162,12 +162,34 @@ def test_backoff_doubles_and_recovers_after_cooldown(app, stub, user_id, expired
 
 
 def test_expired_lease_of_a_dead_holder_is_taken_over(app, stub, user_id, expired):
+    from app.runtime import runtime
+
     with app.app_context():
         row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
-        row.lease_owner, row.lease_expires_at = "dead-process", clock.now() - timedelta(seconds=1)
+        # Past its expiry and past the holder's storing window (VAULT_STORE_DEADLINE + margin).
+        row.lease_owner = "dead-process"
+        row.lease_expires_at = clock.now() - runtime().vault.takeover_after - timedelta(seconds=1)
         db.session.commit()
         assert get_access_token(user_id, "stub").token
     assert _row(app, user_id).lease_owner is None and stub.state.refresh_calls == 1
+
+
+def test_an_expired_lease_is_not_taken_over_while_its_holder_may_still_be_storing(app, user_id, expired):
+    """12.1/12.2: a holder that has the provider's answer keeps trying to store it for
+    VAULT_STORE_DEADLINE; taking the lease over before that would refresh with the old token."""
+    from app.runtime import runtime
+    from app.vault import _try_lease
+
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        settings = runtime().vault
+        row.lease_owner = "storing-holder"
+        row.lease_expires_at = clock.now() - settings.takeover_after + timedelta(seconds=2)
+        db.session.commit()
+        assert not _try_lease(row.id, "another-caller", settings)
+        row.lease_expires_at = clock.now() - settings.takeover_after - timedelta(seconds=1)
+        db.session.commit()
+        assert _try_lease(row.id, "another-caller", settings)
 
 
 def test_missing_and_revoked_connections(app, user_id):
@@ -201,7 +223,7 @@ def test_connect_of_another_user_completes_while_refresh_waits_on_slow_provider(
 
     worker = threading.Thread(target=refresh)
     worker.start()
-    time.sleep(0.3)  # the refresh is now waiting on the provider
+    assert stub.state.refresh_started.wait(10), "the refresh never reached the provider"
     assert _row(app, user_id).lease_owner is not None
     connect = ConnectDriver(app.test_client(), app.test_auth0, app.test_http)
     started = time.monotonic()
@@ -227,9 +249,7 @@ def _during_refresh(app, stub, user_id, change, *, failure=None):
 
     worker = threading.Thread(target=refresh)
     worker.start()
-    deadline = time.monotonic() + 5
-    while stub.state.refresh_calls == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    stub.state.refresh_started.wait(5)
     with app.app_context():
         row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
         change(row)
@@ -303,15 +323,15 @@ def test_a_failed_write_of_rotated_tokens_is_tried_again(app, stub, user_id, exp
 
     from app import vault
 
-    real_seal, calls = vault.seal_tokens, []
+    real_store, calls = vault.TokenStore.store_refreshed, []
 
     def busy_once(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:  # as a commit that hits SQLite's busy timeout would
             raise OperationalError("UPDATE connections ...", {}, Exception("database is locked"))
-        return real_seal(*args, **kwargs)
+        return real_store(*args, **kwargs)
 
-    monkeypatch.setattr(vault, "seal_tokens", busy_once)
+    monkeypatch.setattr(vault.TokenStore, "store_refreshed", busy_once)
     with app.app_context():
         token = get_access_token(user_id, "stub")
     assert len(calls) == 2 and stub.state.refresh_calls == 1
@@ -319,3 +339,43 @@ def test_a_failed_write_of_rotated_tokens_is_tried_again(app, stub, user_id, exp
     assert new_refresh != expired and stub.state.refresh_tokens[new_refresh]  # the rotated one was kept
     row = _row(app, user_id)
     assert row.lease_owner is None and token.token in stub.state.access_tokens
+
+
+def test_a_store_on_sqlite_gives_its_connection_back_with_the_usual_busy_timeout(app, stub, user_id, expired,
+                                                                                    database_url):
+    """The store waits for SQLite's write lock a bounded time per attempt; the pooled connection
+    it used must not keep that shorter timeout."""
+    from sqlalchemy import text
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    with app.app_context():
+        get_access_token(user_id, "stub")
+        db.session.remove()
+        assert db.session.execute(text("PRAGMA busy_timeout")).scalar() == 15000
+    assert stub.state.refresh_calls == 1
+
+
+def test_longest_refresh_covers_waiting_calling_and_storing():
+    from app.vault import longest_refresh_seconds
+
+    config = {"PROVIDER_CONNECT_TIMEOUT": 3.05, "PROVIDER_READ_TIMEOUT": 10.0, "VAULT_STORE_DEADLINE": 120.0}
+    # wait for another refresh (lease + 5) + own lease (connect + read + 5) + storing window + margin
+    assert longest_refresh_seconds(config) == pytest.approx(23.05 + 18.05 + 120 + 5)
+
+
+def test_a_caller_that_waited_out_an_expired_lease_is_told_when_it_may_be_taken_over(app, user_id, expired):
+    """A lease past its expiry but inside its holder's storing window: 503 with a Retry-After
+    that says when the takeover becomes possible, not 1 s."""
+    import dataclasses
+
+    rt = app.extensions["connector"]
+    rt.vault = dataclasses.replace(rt.vault, wait=timedelta(0))
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        row.lease_owner, row.lease_expires_at = "storing-holder", clock.now() - timedelta(seconds=1)
+        db.session.commit()
+        with pytest.raises(ProviderUnavailable) as caught:
+            get_access_token(user_id, "stub")
+    window = rt.vault.takeover_after.total_seconds()
+    assert window - 5 < caught.value.retry_after <= window - 1

@@ -31,6 +31,9 @@ class ProviderSpec:
     sends_iss: bool = False
     revocation_url: str | None = None
     revocation_style: str = "none"
+    # Revoking any one token ends the whole grant (all of the user's tokens for this client), so a
+    # replaced token of the same account must not be revoked: that would end the new one too.
+    revocation_revokes_grant: bool = False
     scopes: tuple[str, ...] = ()
     scope_separator: str = " "
     client_auth: str = "client_secret_basic"
@@ -90,7 +93,7 @@ def spec_from_mapping(name: str, entry: dict) -> ProviderSpec:
     for key in ("authorize_url", "token_url", "api_base_url", "issuer", "revocation_url"):
         if entry.get(key) is not None:
             values[key] = _url(name, key, entry[key])
-    for key in ("sends_iss", "pkce", "non_expiring_access_tokens"):
+    for key in ("sends_iss", "pkce", "non_expiring_access_tokens", "revocation_revokes_grant"):
         if key in entry:
             if not isinstance(entry[key], bool):
                 raise SpecError(f"provider {name!r}: {key} must be true or false")

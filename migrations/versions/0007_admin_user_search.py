@@ -1,7 +1,7 @@
 """admin console: case-insensitive prefix search on the user id
 
-Revision ID: 0006_user_search
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 11:40:00
 
 An expression index on (lower(user_id), id); on PostgreSQL lower(user_id COLLATE "C") (byte
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0006_user_search'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
