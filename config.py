@@ -128,6 +128,16 @@ def _admin(env: Mapping[str, str], demo: bool) -> dict:
     }
 
 
+def _links(env: Mapping[str, str]) -> dict:
+    """Reconnect links (issue 15): on when the admin console's Auth0 client and this are set."""
+    default_return = env.get("CONNECT_LINK_DEFAULT_RETURN_URL", "").strip() or None
+    return {
+        "CONNECT_LINK_DEFAULT_RETURN_URL": default_return,
+        "CONNECT_LINK_TTL": _number(env, "CONNECT_LINK_TTL", 7 * 24 * 3600.0),
+        "REFRESH_TOKEN_EXPIRY_WARNING": _number(env, "REFRESH_TOKEN_EXPIRY_WARNING", 7 * 24 * 3600.0),
+    }
+
+
 def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) -> dict:
     """Build the Flask config mapping from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
@@ -196,5 +206,6 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         "PROVIDER_CREDENTIALS_ENV": {k: v for k, v in env.items() if k.endswith(("_CLIENT_ID", "_CLIENT_SECRET"))},
         "MAX_CONTENT_LENGTH": 64 * 1024,
         **_admin(env, demo),
+        **_links(env),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},  # no ciphertext in logs
     }
