@@ -85,6 +85,11 @@ class Connection(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
     # done | pending | failed | not_supported (the access token stays valid until it expires)
     remote_revocation: Mapped[str | None] = mapped_column(String(16))
+    # When the refresh token dies whatever we do (provider's refresh_token_expires_in, or the spec's
+    # absolute lifetime) and, separately, if unused (the spec's idle lifetime); see app/refresh_expiry.py.
+    refresh_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    refresh_token_idle_expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    refresh_token_expiry_warned_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, onupdate=clock.now)
 
