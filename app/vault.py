@@ -32,6 +32,7 @@ from .errors import (
 )
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
+from .refresh_expiry import note_refresh_token_expiry
 from .runtime import Runtime, VaultSettings, runtime
 
 log = logging.getLogger(__name__)
@@ -282,6 +283,7 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
             if not _hold(connection_id, owner, rt.vault):
                 raise _lost(connection_id)
             seal_tokens(connection, rt.keyring, token, keep_refresh=True)
+            note_refresh_token_expiry(connection, rt.registry.spec(provider), token, new_grant=False)
             connection.last_refreshed_at = clock.now()
             connection.last_error_code = None
             connection.failure_count = 0
