@@ -20,14 +20,11 @@ from ..errors import DecryptionError, InvalidRequest
 LINK_AAD = associated_data("connect_link", "v1")
 MAX_TOKEN_LENGTH = 4096
 EPOCH = datetime(1970, 1, 1)
+INVALID_LINK, LINK_EXPIRED = "invalid_link", "link_expired"  # problem codes (400)
 
 
-class LinkExpired(InvalidRequest):
-    code, title = "link_expired", "This link has expired"
-
-
-class LinkInvalid(InvalidRequest):
-    code, title = "invalid_link", "This link is not valid"
+def link_invalid(description: str) -> InvalidRequest:
+    return InvalidRequest(description, code=INVALID_LINK)
 
 
 @dataclass(frozen=True)
@@ -50,19 +47,20 @@ def seal_link(keyring: Keyring, user_id: str, provider: str, return_to: str, ttl
 
 
 def open_link(keyring: Keyring, token: str) -> ConnectLink:
-    """The link a token names; ``LinkInvalid`` for anything not sealed by us, ``LinkExpired`` after its time."""
+    """The link a token names; a 400 ``invalid_link`` for anything not sealed by us, ``link_expired`` after its time."""
     if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-        raise LinkInvalid("this link is malformed; ask for a new one")
+        raise link_invalid("this link is not valid: it is malformed; ask for a new one")
     try:
         document = json.loads(keyring.decrypt(token, LINK_AAD))
         link = ConnectLink(document["u"], document["p"], document["r"],
                            EPOCH + timedelta(seconds=int(document["e"])))
     except (DecryptionError, ValueError, KeyError, TypeError, OverflowError):
-        raise LinkInvalid("this link is malformed or was not made by this service; ask for a new one") from None
+        raise link_invalid("this link is not valid: it is malformed or was not made by this service; "
+                           "ask for a new one") from None
     if not all(isinstance(v, str) for v in (link.user_id, link.provider, link.return_to)):
-        raise LinkInvalid("this link is malformed; ask for a new one")
+        raise link_invalid("this link is not valid: it is malformed; ask for a new one")
     if link.expires_at <= clock.now():
-        raise LinkExpired("this link has expired; ask for a new one")
+        raise InvalidRequest("this link has expired; ask for a new one", code=LINK_EXPIRED)
     return link
 
 

@@ -20,7 +20,7 @@ from ..extensions import db
 from ..identity import Principal
 from ..models import record_audit
 from ..runtime import runtime
-from .tokens import LinkInvalid, links_enabled, open_link
+from .tokens import link_invalid, links_enabled, open_link
 
 bp = Blueprint("connect_links", __name__, url_prefix="/link")
 
@@ -53,7 +53,7 @@ def callback() -> Response:
     _require_enabled()
     token = session.pop(SESSION_KEY, None)
     if not isinstance(token, str):
-        raise LinkInvalid("no link sign-in is in progress in this browser; open the link again")
+        raise link_invalid("no link sign-in is in progress in this browser; open the link again")
     rt = runtime()
     link = open_link(rt.keyring, token)
     tenant = _tenant()
