@@ -161,6 +161,16 @@ def _admin(env: Mapping[str, str], demo: bool, problems: _Problems) -> dict:
     }
 
 
+def _links(env: Mapping[str, str], problems) -> dict:
+    """Reconnect links (issue 15): on when the admin console's Auth0 client and this are set."""
+    default_return = env.get("CONNECT_LINK_DEFAULT_RETURN_URL", "").strip() or None
+    return {
+        "CONNECT_LINK_DEFAULT_RETURN_URL": default_return,
+        "CONNECT_LINK_TTL": problems.check(_number, env, "CONNECT_LINK_TTL", 7 * 24 * 3600.0),
+        "REFRESH_TOKEN_EXPIRY_WARNING": problems.check(_number, env, "REFRESH_TOKEN_EXPIRY_WARNING", 7 * 24 * 3600.0),
+    }
+
+
 def _public_base_url(env: Mapping[str, str], demo: bool) -> str:
     raw = env.get("PUBLIC_BASE_URL", "").strip() or ("http://127.0.0.1:5000" if demo else "")
     if not raw:
@@ -270,6 +280,7 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         ("VAULT_MIN_TTL", 60.0), ("VAULT_STORE_DEADLINE", 120.0), ("REFRESH_BACKOFF_BASE", 5.0),
         ("REFRESH_BACKOFF_MAX", 900.0), ("PROXY_MAX_BODY_BYTES", 1024 * 1024))}
     admin = _admin(env, demo, problems)
+    links = _links(env, problems)
     problems.raise_if_any()
 
     return {
@@ -289,5 +300,6 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         "PROVIDER_CREDENTIALS_ENV": {k: v for k, v in env.items() if k.endswith(("_CLIENT_ID", "_CLIENT_SECRET"))},
         "MAX_CONTENT_LENGTH": 64 * 1024,
         **admin,
+        **links,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},  # no ciphertext in logs
     }

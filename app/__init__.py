@@ -85,6 +85,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     admin.init_app(app, secure_cookies=rt.connect.secure_cookies, timeout=rt.timeout)
     if app.config["CONNECTOR_DEMO"]:
         demo.init_app(app)
+    from . import links
+
+    links.init_app(app)  # reconnect links (issue 15)
     if app.config["TRUSTED_PROXY_HOPS"]:
         # Only when configured: otherwise a client could choose its own address with X-Forwarded-For.
         hops = app.config["TRUSTED_PROXY_HOPS"]

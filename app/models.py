@@ -94,6 +94,11 @@ class Connection(db.Model):
     # Bumped by every write of token material (app.token_store): a writer that read an older
     # version fails instead of overwriting what was written since.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the refresh token dies whatever we do (provider's refresh_token_expires_in, or the spec's
+    # absolute lifetime) and, separately, if unused (the spec's idle lifetime); see app/refresh_expiry.py.
+    refresh_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    refresh_token_idle_expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    refresh_token_expiry_warned_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 

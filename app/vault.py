@@ -42,6 +42,7 @@ from .errors import (
 )
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
+from .refresh_expiry import refresh_token_deadlines
 from .runtime import STORE_MARGIN, Runtime, VaultSettings, runtime
 from .token_store import TokenStore
 
@@ -406,7 +407,8 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
     connection_id, provider = connection.id, connection.provider
     ids = (connection_id, connection.user_id, provider)
     values = {**store.sealed(connection, token, keep_refresh=old_refresh), "last_refreshed_at": clock.now(),
-              "last_error_code": None, "failure_count": 0, "cooldown_until": None}
+              "last_error_code": None, "failure_count": 0, "cooldown_until": None,
+              **refresh_token_deadlines(connection, rt.registry.spec(provider), token, new_grant=False)}
     result = AccessToken(token.access_token, token.token_type or "Bearer", token.expires_at, tuple(token.scopes))
     delay, attempt = 0.1, 0
     while True:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from ..errors import NotFound
 from ..extensions import db
+from ..links.fields import reconnect_fields
 from ..models import REVOKED, Connection
 from ..revocation import Actor, RevocationResult, revoke_connection
 from ..runtime import runtime
@@ -50,7 +51,7 @@ def connections() -> dict:
     rows = db.session.scalars(
         select(Connection).where(Connection.user_id == principal.sub).order_by(Connection.provider)
     ).all()
-    return {"connections": [connection_json(row) for row in rows]}
+    return {"connections": [connection_json(row) | reconnect_fields(row) for row in rows]}
 
 
 @bp.get("/openapi.json")

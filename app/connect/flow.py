@@ -32,6 +32,7 @@ from ..identity import Principal
 from ..models import AuthorizationRequest, new_id, record_audit
 from ..providers import ProviderRegistry, ProviderSpec
 from ..providers.spec import NAME_RE
+from ..refresh_expiry import note_refresh_token_expiry
 from . import outcomes
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,8 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
         log.warning("connect %s: %s", spec.name, exc.description)
         return fail("token_exchange_failed" if exc.code == "provider_error" else exc.code)
 
-    upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id)
+    connection = upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id)
+    note_refresh_token_expiry(connection, spec, token, new_grant=True)
     record_audit("connect", "success", actor_type="user", actor_id=request.user_id,
                  user_id=request.user_id, provider=spec.name)
     db.session.commit()

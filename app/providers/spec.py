@@ -44,6 +44,9 @@ class ProviderSpec:
     default_access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
     # OAuth error codes on refresh that mean the grant is gone and the user must connect again.
     reauth_error_codes: tuple[str, ...] = ("invalid_grant",)
+    # Seconds a refresh token lives from the grant (absolute) or from its last use (idle); None: unknown.
+    refresh_token_absolute_lifetime: int | None = None
+    refresh_token_idle_lifetime: int | None = None
     account_id_source: str = "none"
     account_id_url: str | None = None
     account_id_field: str = "sub"
@@ -123,6 +126,11 @@ def spec_from_mapping(name: str, entry: dict) -> ProviderSpec:
         raise SpecError(f"provider {name!r}: extra_authorize_params must map names to strings")
     values["extra_authorize_params"] = tuple(sorted(params.items()))
     _account_id(name, entry.get("account_id"), values)
+    for key in ("refresh_token_absolute_lifetime", "refresh_token_idle_lifetime"):
+        if entry.get(key) is not None:
+            if isinstance(entry[key], bool) or not isinstance(entry[key], int) or entry[key] <= 0:
+                raise SpecError(f"provider {name!r}: {key} must be a positive whole number of seconds")
+            values[key] = entry[key]
 
     spec = ProviderSpec(**values)
     if not spec.needs_discovery and not (spec.authorize_url and spec.token_url):

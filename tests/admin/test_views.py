@@ -193,3 +193,21 @@ def test_control_characters_in_admin_requests_are_a_400_page(app, client, signed
     assert response.status_code == 400 and "control character" in response.text
     with app.app_context():
         assert db.session.get(Connection, connection_id).status == "active"
+
+
+def test_refresh_token_expiry_is_shown_per_connection(app, client, signed_in):
+    from datetime import datetime
+
+    connection_id = make_connection(app, "auth0|alice", "spotify")
+    make_connection(app, "auth0|bob", "spotify")
+    with app.app_context():
+        row = db.session.get(Connection, connection_id)
+        row.refresh_token_expires_at = datetime(2031, 5, 6, 7, 8, 9)
+        row.refresh_token_idle_expires_at = datetime(2030, 1, 2, 3, 4, 5)
+        row.refresh_token_expiry_warned_at = datetime(2031, 4, 29, 7, 8)
+        db.session.commit()
+    page = client.get(f"/admin/connections/{connection_id}").text
+    assert "2031-05-06 07:08:09 UTC (announced 2031-04-29 07:08 UTC)" in page
+    assert "2030-01-02 03:04:05 UTC (kept alive by the worker)" in page
+    listing = client.get("/admin/connections").text
+    assert "Refresh token expires (UTC)" in listing and "2031-05-06 07:08" in listing

@@ -11,8 +11,9 @@ from app.api import access
 from tests.api.conftest import _document
 from tests.conftest import base_env
 
-# Not the API surface: the admin console, the demo parties and static files.
-UNDOCUMENTED_PREFIXES = ("/admin/", "/demo/", "/static/")
+# Not the API surface: the admin console, the reconnect-link pages (browser pages reached from a
+# link), the demo parties and static files.
+UNDOCUMENTED_PREFIXES = ("/admin/", "/link/", "/demo/", "/static/")
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 def openapi_path(rule: str) -> str:
     return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule)

@@ -245,7 +245,8 @@ ADMIN_USERNAME = "e2e-admin"  # ADMIN_SUBS = auth0|e2e-admin
 def auth0(tmp_path_factory, spa, service_port):
     # A regular web application for the admin console, as an operator registers it at Auth0.
     admin_client = {"client_id": "auth0-admin", "client_secret": secrets.token_urlsafe(24),
-                    "redirect_uris": [f"http://127.0.0.1:{service_port}/admin/callback"],
+                    "redirect_uris": [f"http://127.0.0.1:{service_port}/admin/callback",
+                                      f"http://127.0.0.1:{service_port}/link/callback"],  # reconnect links
                     "token_endpoint_auth_method": "client_secret_basic"}
     party = parties.start_auth0(tmp_path_factory.mktemp("auth0"), audience=AUDIENCE,
                                 spa_redirect_uri=spa.redirect_uri, extra_clients=[admin_client])
@@ -374,6 +375,7 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database):
         "ADMIN_CLIENT_ID": auth0.admin_client_id,
         "ADMIN_CLIENT_SECRET": auth0.admin_client_secret,
         "ADMIN_SUBS": f"auth0|{auth0.admin_username}",
+        "CONNECT_LINK_DEFAULT_RETURN_URL": spa.return_url,
         "PROVIDER_READ_TIMEOUT": "5",
     }
     svc = Service(base_url, env, database, workdir / "gunicorn.log")

@@ -178,7 +178,7 @@ def start_provider(
     return party
 
 
-M2M_SCOPES = "read:connections read:tokens delete:connections"
+M2M_SCOPES = "read:connections read:tokens delete:connections create:connect_links"
 
 
 def start_auth0(
