@@ -30,6 +30,7 @@ from .errors import (
     ReauthorizationRequired,
     UnknownProvider,
 )
+from .events import outbox as events
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
 from .runtime import Runtime, VaultSettings, runtime
@@ -282,6 +283,8 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
             if not _hold(connection_id, owner, rt.vault):
                 raise _lost(connection_id)
             seal_tokens(connection, rt.keyring, token, keep_refresh=True)
+            if connection.failure_count:
+                events.on_refresh_succeeded(connection)  # connection.recovered, in this transaction
             connection.last_refreshed_at = clock.now()
             connection.last_error_code = None
             connection.failure_count = 0
@@ -312,6 +315,7 @@ def _mark_needs_reauth(connection: Connection, owner: str, code: str) -> None:
     _release(connection, owner)
     record_audit("refresh", "needs_reauth", actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code)
+    events.on_needs_reauth(connection, code)
     db.session.commit()
     log.warning("connection %s/%s needs reauthorization (%s)", connection.provider, connection.id, code)
 
@@ -327,6 +331,7 @@ def _record_failure(rt: Runtime, connection: Connection, owner: str, code: str,
     _release(connection, owner)
     record_audit("refresh", outcome, actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code, failures=str(connection.failure_count))
+    events.on_refresh_failure(connection, wait, settings.backoff_max)
     db.session.commit()
     log.warning("refresh of %s/%s failed (%s); next attempt in %.0fs",
                 connection.provider, connection.id, code, wait)
