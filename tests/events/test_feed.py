@@ -94,3 +94,31 @@ def test_an_event_committed_late_is_not_skipped(app, client, auth0, database_url
         assert [e["id"] for e in after["events"]] == ["evt_slow"]
     finally:
         engine.dispose()
+
+
+def test_concurrent_readers_publish_each_event_once(app, client, auth0):
+    import threading
+
+    connection_id = make_connection(app, "auth0|alice", "spotify")
+    ids = _emit(app, connection_id, 30)
+    go, errors = threading.Barrier(4), []
+
+    def publish() -> None:
+        try:
+            go.wait(10)
+            with app.app_context():
+                outbox.publish_to_feed(batch=7)
+                db.session.commit()
+        except Exception as exc:  # reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=publish) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    with app.app_context():
+        positions = sorted(p for p in db.session.scalars(text("SELECT feed_position FROM events")) if p)
+    assert positions == list(range(1, 29))  # 4 × 7, each given once, no gaps
+    assert [e["id"] for e in _feed(client, auth0, "?limit=1000")["events"]] == ids
