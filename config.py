@@ -171,6 +171,38 @@ def _links(env: Mapping[str, str], problems) -> dict:
     }
 
 
+def _webhooks(env: Mapping[str, str]) -> dict:
+    """Webhook delivery and the worker (app/events, app/worker.py)."""
+    url = env.get("WEBHOOK_URL", "").strip() or None
+    secrets = [s.strip() for s in env.get("WEBHOOK_SECRET", "").split(",") if s.strip()]
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+            raise ConfigError("WEBHOOK_URL: expected an absolute https URL without credentials")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ConfigError("WEBHOOK_URL: plain http is only allowed on a loopback host; use https")
+        if not secrets:
+            raise ConfigError("WEBHOOK_SECRET: required with WEBHOOK_URL (make one: connector generate-webhook-secret)")
+    for secret in secrets:
+        encoded = secret.removeprefix("whsec_")
+        try:
+            raw = base64.b64decode(encoded, validate=True) if secret.startswith("whsec_") else b""
+        except ValueError:
+            raw = b""
+        if len(raw) < 24:
+            raise ConfigError("WEBHOOK_SECRET: each secret must be whsec_ and the base64 of at least 24 random bytes")
+    return {
+        "WEBHOOK_URL": url,
+        "WEBHOOK_SECRETS": secrets,
+        "WEBHOOK_BACKOFF_BASE": _number(env, "WEBHOOK_BACKOFF_BASE", 5.0),
+        "WEBHOOK_BACKOFF_MAX": _number(env, "WEBHOOK_BACKOFF_MAX", 3600.0),
+        "WEBHOOK_TIMEOUT": _number(env, "WEBHOOK_TIMEOUT", 10.0),
+        "WEBHOOK_MAX_ATTEMPTS": int(_number(env, "WEBHOOK_MAX_ATTEMPTS", 34)),
+        "WORKER_INTERVAL": _number(env, "WORKER_INTERVAL", 5.0),
+        "REFRESH_FAILING_AFTER": int(_number(env, "REFRESH_FAILING_AFTER", 3)),
+    }
+
+
 def _public_base_url(env: Mapping[str, str], demo: bool) -> str:
     raw = env.get("PUBLIC_BASE_URL", "").strip() or ("http://127.0.0.1:5000" if demo else "")
     if not raw:
@@ -281,6 +313,7 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         ("REFRESH_BACKOFF_MAX", 900.0), ("PROXY_MAX_BODY_BYTES", 1024 * 1024))}
     admin = _admin(env, demo, problems)
     links = _links(env, problems)
+    webhooks = problems.check(_webhooks, env) or {}
     problems.raise_if_any()
 
     return {
@@ -301,5 +334,6 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         "MAX_CONTENT_LENGTH": 64 * 1024,
         **admin,
         **links,
+        **webhooks,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},  # no ciphertext in logs
     }

@@ -71,9 +71,10 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     from .api.proxy import bp as proxy_bp
     from .api.views import bp as api_bp
     from .connect.views import bp as connect_bp
+    from .events.feed import bp as events_bp
     from .health import bp as health_bp
 
-    for blueprint in (health_bp, connect_bp, api_bp, machine_bp, proxy_bp):
+    for blueprint in (health_bp, connect_bp, api_bp, machine_bp, proxy_bp, events_bp):
         app.register_blueprint(blueprint)
     # The SPA calls the JSON API from its own origin with a bearer token (never cookies).
     CORS(app, resources={r"/api/*": {"origins": sorted(app.extensions["connector"].return_urls.origins)}},

@@ -302,4 +302,6 @@ def retry_revocations_command(limit: int) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from .events import commands  # noqa: F401  (worker, generate-webhook-secret, redeliver-event)
+
     app.cli.add_command(connector)

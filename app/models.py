@@ -218,3 +218,5 @@ def record_audit(action: str, outcome: str, *, actor_type: str, actor_id: str | 
                        user_id=user_id, provider=provider, detail=detail or None)
     db.session.add(event)
     return event
+
+from .events.model import Event  # noqa: E402,F401  (the events outbox; registers its table)

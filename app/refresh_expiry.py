@@ -119,11 +119,9 @@ def keep_alive_idle_grants(runtime, now: datetime | None = None, *, limit: int =
 
 
 def _emit(connection: Connection, type_: str, **data) -> None:
-    """The events outbox (app.events, issue 15) in this transaction, when this build has it."""
-    try:
-        from .events import emit_event
-    except ImportError:
-        return
+    """The events outbox, in this transaction."""
+    from .events.outbox import emit_event
+
     emit_event(connection, type_, **data)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from . import clock
 from .crypto import Keyring
 from .errors import DecryptionError, ProviderUnavailable, UnknownProvider
+from .events import outbox as events
 from .extensions import db
 from .http import configure, new_session
 from .models import REVOKED, Connection, RevocationTask, new_id, record_audit
@@ -116,6 +117,7 @@ def _wipe(rt: Runtime, connection: Connection, spec: ProviderSpec | None, actor:
     if values["remote_revocation"] == "pending":
         task = _new_task(rt.keyring, style, connection.id, connection.user_id, connection.provider,
                          access=access, refresh=refresh, actor=actor, created_at=now)
+    events.on_revoked(connection, actor.type, values["remote_revocation"] or "none")
     record_audit("revoke", "revoked", actor_type=actor.type, actor_id=actor.id, user_id=connection.user_id,
                  provider=connection.provider, **detail)
     db.session.commit()
@@ -200,6 +202,8 @@ def _attempt(rt: Runtime, task: RevocationTask, spec: ProviderSpec | None) -> st
         task.next_attempt_at = clock.now() + RETRY_BASE * 2 ** (task.attempts - 1)
     if owned:
         connection.remote_revocation = outcome
+        if outcome != "pending":
+            events.on_remote_revocation_finished(connection, outcome, error)
     record_audit("revoke_remote", outcome, actor_type=task.actor_type, actor_id=task.actor_id,
                  user_id=task.user_id, provider=task.provider, attempt=str(task.attempts), **detail)
     db.session.commit()

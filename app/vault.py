@@ -40,6 +40,7 @@ from .errors import (
     ReauthorizationRequired,
     UnknownProvider,
 )
+from .events import outbox as events
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
 from .refresh_expiry import refresh_token_deadlines
@@ -411,11 +412,14 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
               **refresh_token_deadlines(connection, rt.registry.spec(provider), token, new_grant=False)}
     result = AccessToken(token.access_token, token.token_type or "Bearer", token.expires_at, tuple(token.scopes))
     delay, attempt = 0.1, 0
+    was_failing = bool(connection.failure_count)  # read before the store expires the row
     while True:
         attempt += 1
         try:
             with _bounded_wait(stop):
                 if store.store_refreshed(connection, refreshed_from, owner, values):
+                    if was_failing:
+                        events.on_refresh_succeeded(connection)  # connection.recovered, in this transaction
                     db.session.commit()  # new tokens and the lease release land together
                     return result
                 db.session.rollback()
@@ -504,6 +508,7 @@ def _mark_needs_reauth(connection: Connection, owner: str, code: str) -> None:
     _release(connection, owner)
     record_audit("refresh", "needs_reauth", actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code)
+    events.on_needs_reauth(connection, code)
     db.session.commit()
     log.warning("connection %s/%s needs reauthorization (%s)", connection.provider, connection.id, code)
 
@@ -519,6 +524,7 @@ def _record_failure(rt: Runtime, connection: Connection, owner: str, code: str,
     _release(connection, owner)
     record_audit("refresh", outcome, actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code, failures=str(connection.failure_count))
+    events.on_refresh_failure(connection, wait, settings.backoff_max)
     db.session.commit()
     log.warning("refresh of %s/%s failed (%s); next attempt in %.0fs",
                 connection.provider, connection.id, code, wait)

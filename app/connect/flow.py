@@ -27,6 +27,7 @@ from .. import clock, oauth_client
 from ..connections import upsert_connection
 from ..crypto import Keyring
 from ..errors import InvalidState, ProviderError, ProviderUnavailable, UnknownProvider
+from ..events import outbox as events
 from ..extensions import db
 from ..identity import Principal
 from ..models import AuthorizationRequest, new_id, record_audit
@@ -246,10 +247,12 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
         log.warning("connect %s: %s", spec.name, exc.description)
         return fail("token_exchange_failed" if exc.code == "provider_error" else exc.code)
 
+    previous_status = events.status_before_connect(request.user_id, spec.name)
     connection = upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id)
     note_refresh_token_expiry(connection, spec, token, new_grant=True)
     record_audit("connect", "success", actor_type="user", actor_id=request.user_id,
                  user_id=request.user_id, provider=spec.name)
+    events.on_connected(connection, previous_status)  # in the same transaction
     db.session.commit()
     url = with_outcome(request.return_to, connector_status="connected", provider=spec.name)
     return CallbackResult(url, spec.name, None, cookie)

@@ -28,6 +28,10 @@ def init_app(app: Flask) -> None:
             raise ConfigError(f"CONNECT_LINK_DEFAULT_RETURN_URL: {exc.description}") from None
     app.register_blueprint(api_bp)
     app.register_blueprint(views_bp)
+    if links_enabled(app.config):
+        from ..events.outbox import set_reconnect_url_builder
+
+        set_reconnect_url_builder(app, reconnect_url_for)  # needs_reauth events carry a reconnect_url
 
     @app.errorhandler(ReauthorizationRequired)
     def reauthorization_required(exc: ReauthorizationRequired) -> Response:

@@ -38,8 +38,8 @@ def _finish_at_provider(client, http, authorize_response, provider: str = "spoti
     assert location.startswith("https://accounts.spotify.com/authorize")
     http.post(mock["token_url"], json=mock["token"])
     http.get(mock["userinfo"][0], json=mock["userinfo"][1])
-    return client.get(f"/connect/callback/{provider}", query_string={"code": "CODE", "state": query_of(location)["state"]},
-                      base_url=BASE_URL)
+    return client.get(f"/connect/callback/{provider}", base_url=BASE_URL,
+                      query_string={"code": "CODE", "state": query_of(location)["state"]})
 
 
 def test_the_links_user_reconnects_the_same_connection(app, client, links, mocked_http):
