@@ -125,7 +125,10 @@ def connections() -> tuple[str, int]:
 @bp.get("/connections/<connection_id>")
 def connection(connection_id: str) -> str:
     row = _connection(connection_id)
-    return render_template("admin/connection.html", connection=row, events=connection_audit(row))
+    from .event_views import last_event
+
+    return render_template("admin/connection.html", connection=row, events=connection_audit(row),
+                           last_event=last_event(row.id))
 
 
 @bp.route("/connections/<connection_id>/revoke", methods=["GET", "POST"])
