@@ -346,8 +346,52 @@ def _providers_toml(provider) -> str:
     ])
 
 
+class WebhookReceiver:
+    """A company's webhook endpoint on 127.0.0.1:<free port>: records every POST (headers and raw body)
+    and answers 204. Its secret is the service's WEBHOOK_SECRET."""
+
+    def __init__(self):
+        self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.received: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/connector"
+        threading.Thread(target=self.server.serve_forever, name="webhook-receiver", daemon=True).start()
+
+    def events(self) -> list[dict]:
+        """Every event received, each verified with the standardwebhooks library (not our code)."""
+        from standardwebhooks.webhooks import Webhook
+
+        verifier = Webhook(self.secret)
+        return [verifier.verify(body, headers) | {"webhook-id": headers["webhook-id"]}
+                for headers, body in self.received]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="session")
-def service(tmp_path_factory, service_port, provider, auth0, spa, database):
+def webhooks():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory, service_port, provider, auth0, spa, database, webhooks):
     workdir = tmp_path_factory.mktemp("service")
     providers_file = workdir / "providers.toml"
     providers_file.write_text(_providers_toml(provider))
@@ -377,6 +421,8 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database):
         "ADMIN_SUBS": f"auth0|{auth0.admin_username}",
         "CONNECT_LINK_DEFAULT_RETURN_URL": spa.return_url,
         "PROVIDER_READ_TIMEOUT": "5",
+        "WEBHOOK_URL": webhooks.url,  # delivered when a test runs the worker (`connector worker --once`)
+        "WEBHOOK_SECRET": webhooks.secret,
     }
     svc = Service(base_url, env, database, workdir / "gunicorn.log")
     svc.flask("db", "upgrade", timeout=120)

@@ -52,7 +52,8 @@ def _sign_in_at_auth0(page: Page, auth0, username: str) -> None:
         flows.log_in_at_party(page, auth0, username)
 
 
-def test_link_reconnects_the_same_connection(page, new_context, spa, auth0, provider, service, db, username):
+def test_link_reconnects_the_same_connection(page, new_context, spa, auth0, provider, service, db, username,
+                                             webhooks):
     before = _connected_then_revoked(page, spa, auth0, provider, service, db, username)
     url = _link(service, auth0, before["user_id"], provider, spa)
 
@@ -78,6 +79,13 @@ def test_link_reconnects_the_same_connection(page, new_context, spa, auth0, prov
                                   f"{provider.connector_name}/token"),
                       headers=_bearer(auth0.m2m_token("read:tokens")), timeout=15)
     assert r.status_code == 200, r.text
+    # The worker delivers the reconnect to the company's webhook receiver, signed (Standard Webhooks).
+    service.flask("connector", "worker", "--once", timeout=120)
+    mine = [e for e in webhooks.events() if e["data"]["connection_id"] == before["id"]]
+    assert [e["type"] for e in mine][-1] == "connection.reconnected", [e["type"] for e in mine]
+    assert [e["type"] for e in mine][:2] == ["connection.created", "connection.revoked"]
+    assert [e["data"]["sequence"] for e in mine] == sorted(e["data"]["sequence"] for e in mine)
+    assert all("token" not in key for e in mine for key in e["data"])
 
 
 def test_link_opened_by_another_user_changes_nothing(page, new_context, spa, auth0, provider, service, db,
