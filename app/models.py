@@ -204,3 +204,29 @@ def record_audit(action: str, outcome: str, *, actor_type: str, actor_id: str | 
                        user_id=user_id, provider=provider, detail=detail or None)
     db.session.add(event)
     return event
+
+
+class RefreshObservation(db.Model):
+    """One refresh's outcome and duration, written in the refresh's own transaction (append-only, no
+    hot row); ``app.refresh_stats.rollup_refresh_stats`` folds them into ``RefreshRollup`` and deletes them."""
+
+    __tablename__ = "refresh_observations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    provider: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class RefreshRollup(db.Model):
+    """Refreshes per hour, provider, outcome and duration bucket (``le_ms``: the bucket's upper bound
+    in milliseconds; see ``app.refresh_stats``). A few thousand rows a week, whatever the traffic."""
+
+    __tablename__ = "refresh_rollups"
+
+    hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    le_ms: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, oauth_client
+from . import clock, oauth_client, refresh_stats
 from .connections import seal_tokens
 from .errors import (
     DecryptionError,
@@ -244,6 +244,7 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         refresh_token = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
         scopes = tuple(connection.scope_list)
         _commit_keeping(connection)  # no transaction stays open while the provider answers
+        refresh_stats.start(connection.provider)
         token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
     except ProviderError as exc:
         if not _hold(connection_id, owner, rt.vault):
@@ -287,6 +288,7 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
             connection.failure_count = 0
             connection.cooldown_until = None
             _release(connection, owner)
+            refresh_stats.finish(provider, "ok")
             # What we just stored, taken before the commit expires the row (no re-read, no decrypt).
             result = AccessToken(token.access_token, connection.token_type or "Bearer",
                                  connection.access_token_expires_at, tuple(connection.scope_list))
@@ -312,6 +314,7 @@ def _mark_needs_reauth(connection: Connection, owner: str, code: str) -> None:
     _release(connection, owner)
     record_audit("refresh", "needs_reauth", actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code)
+    refresh_stats.finish(connection.provider, "needs_reauth")
     db.session.commit()
     log.warning("connection %s/%s needs reauthorization (%s)", connection.provider, connection.id, code)
 
@@ -327,6 +330,7 @@ def _record_failure(rt: Runtime, connection: Connection, owner: str, code: str,
     _release(connection, owner)
     record_audit("refresh", outcome, actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code, failures=str(connection.failure_count))
+    refresh_stats.finish(connection.provider, outcome)
     db.session.commit()
     log.warning("refresh of %s/%s failed (%s); next attempt in %.0fs",
                 connection.provider, connection.id, code, wait)

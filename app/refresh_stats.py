@@ -1,0 +1,202 @@
+"""Refresh outcomes and durations for the admin dashboard, cheap at any traffic.
+
+The vault calls ``start(provider)`` just before asking the provider and ``finish(outcome)`` just
+before committing the outcome: ``finish`` adds one ``RefreshObservation`` row to that same
+transaction (an INSERT into an append-only table: no row that every refresh updates, so no lock
+contention between concurrent refreshes). ``rollup_refresh_stats(now)``, run by the worker and by
+``flask --app wsgi connector rollup-stats``, deletes the observations and adds them to hourly
+``RefreshRollup`` counters per provider, outcome and duration bucket: a histogram, like a
+Prometheus one, so p50/p95 over any run of hours is a merge of buckets. Deleting with RETURNING
+makes concurrent rollups count each observation exactly once.
+
+Percentiles are estimated inside a bucket by linear interpolation (``histogram_quantile``'s rule);
+a quantile in the last, open bucket is reported as that bucket's lower bound.
+"""
+from __future__ import annotations
+
+import contextvars
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from . import clock
+from .extensions import db
+from .models import RefreshObservation, RefreshRollup
+
+# Upper bounds (ms) of the duration buckets; UNBOUNDED is the open last bucket, UNTIMED a refresh
+# that never reached the provider (its provider was disabled, its key dropped).
+BOUNDS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+UNBOUNDED = 2_147_483_647
+UNTIMED = -1
+RETENTION = timedelta(days=35)
+_LOWER = dict(zip(BOUNDS_MS + (UNBOUNDED,), (0,) + BOUNDS_MS, strict=True))  # a bucket's lower bound
+BATCH = 20_000
+
+_started: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar("refresh_started", default=None)
+
+
+def start(provider: str) -> None:
+    """The refresh of one of ``provider``'s connections is about to ask the provider."""
+    _started.set((provider, time.monotonic()))
+
+
+def finish(provider: str, outcome: str) -> None:
+    """Record the refresh's outcome in the current session (the caller commits it with the outcome)."""
+    started = _started.get()
+    _started.set(None)
+    duration_ms = None
+    if started is not None and started[0] == provider:
+        duration_ms = max(0, round((time.monotonic() - started[1]) * 1000))
+    db.session.add(RefreshObservation(at=clock.now(), provider=provider, outcome=outcome, duration_ms=duration_ms))
+
+
+def bucket(duration_ms: int | None) -> int:
+    if duration_ms is None:
+        return UNTIMED
+    return next((bound for bound in BOUNDS_MS if duration_ms <= bound), UNBOUNDED)
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _upsert(counts: Counter) -> None:
+    if not counts:
+        return
+    rows = [{"hour": hour, "provider": provider, "outcome": outcome, "le_ms": le_ms, "count": n}
+            for (hour, provider, outcome, le_ms), n in counts.items()]
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(RefreshRollup)
+    stmt = stmt.on_conflict_do_update(index_elements=["hour", "provider", "outcome", "le_ms"],
+                                      set_={"count": RefreshRollup.count + stmt.excluded["count"]})
+    db.session.execute(stmt, rows)
+
+
+def rollup_refresh_stats(now: datetime | None = None, *, max_batches: int = 100) -> int:
+    """Fold pending observations into the hourly rollup (each batch in one transaction), drop rollup
+    rows older than ``RETENTION``; returns how many observations were folded."""
+    now = now or clock.now()
+    total = 0
+    for _ in range(max_batches):
+        ids = select(RefreshObservation.id).order_by(RefreshObservation.id).limit(BATCH).scalar_subquery()
+        taken = db.session.execute(
+            delete(RefreshObservation).where(RefreshObservation.id.in_(ids))
+            .returning(RefreshObservation.at, RefreshObservation.provider, RefreshObservation.outcome,
+                       RefreshObservation.duration_ms)).all()
+        counts = Counter((_hour(at), provider, outcome, bucket(ms)) for at, provider, outcome, ms in taken)
+        _upsert(counts)
+        db.session.commit()
+        total += len(taken)
+        if len(taken) < BATCH:
+            break
+    db.session.execute(delete(RefreshRollup).where(RefreshRollup.hour < _hour(now - RETENTION)))
+    db.session.commit()
+    return total
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+PENDING_READ_LIMIT = 20_000
+
+
+@dataclass
+class ProviderRefreshStats:
+    """One provider's refreshes in a window: outcome totals, a duration histogram, and per-slot series."""
+
+    provider: str
+    outcomes: Counter
+    histogram: Counter  # le_ms -> count (timed refreshes of every outcome)
+    slots: list[Counter]  # per slot: outcome -> count
+    slot_histograms: list[Counter]  # per slot: le_ms -> count
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def failures(self) -> int:
+        return self.total - self.outcomes.get("ok", 0)
+
+    def quantile(self, q: float) -> float | None:
+        return quantile(self.histogram, q)
+
+    def slot_quantiles(self, q: float) -> list[float | None]:
+        return [quantile(h, q) for h in self.slot_histograms]
+
+
+@dataclass
+class RefreshWindow:
+    start: datetime
+    slot: timedelta
+    slot_count: int
+    providers: list[ProviderRefreshStats]
+    pending_truncated: bool  # more un-rolled observations than were read: run the rollup
+
+
+def quantile(histogram: Counter, q: float) -> float | None:
+    """The ``q`` quantile (0..1) in ms of a bucketed histogram, or None when it is empty."""
+    timed = sorted((le, n) for le, n in histogram.items() if le != UNTIMED and n > 0)
+    total = sum(n for _, n in timed)
+    if not total:
+        return None
+    rank, seen = q * total, 0
+    for le, n in timed:
+        lower = _LOWER.get(le, 0)
+        if seen + n >= rank:
+            if le == UNBOUNDED:
+                return float(lower)
+            return lower + (le - lower) * ((rank - seen) / n)
+        seen += n
+    return float(timed[-1][0])
+
+
+def refresh_window(now: datetime, span: timedelta, slot: timedelta) -> RefreshWindow:
+    """Refresh outcomes and durations per provider over ``span`` up to ``now``, in slots of ``slot``.
+
+    Reads the rollup (one PK range) and the observations not rolled up yet (at most
+    ``PENDING_READ_LIMIT`` of them: if the worker is not rolling up, the page says so)."""
+    slot_count = int(span / slot)
+    start = _hour(now) + timedelta(hours=1) - slot * slot_count
+    rows: list[tuple[datetime, str, str, int, int]] = list(db.session.execute(
+        select(RefreshRollup.hour, RefreshRollup.provider, RefreshRollup.outcome, RefreshRollup.le_ms,
+               RefreshRollup.count).where(RefreshRollup.hour >= start)))
+    pending = list(db.session.execute(
+        select(RefreshObservation.at, RefreshObservation.provider, RefreshObservation.outcome,
+               RefreshObservation.duration_ms)
+        .where(RefreshObservation.at >= start)
+        .order_by(RefreshObservation.id.desc()).limit(PENDING_READ_LIMIT + 1)))
+    truncated = len(pending) > PENDING_READ_LIMIT
+    rows.extend((at, provider, outcome, bucket(ms), 1) for at, provider, outcome, ms in pending[:PENDING_READ_LIMIT])
+    return RefreshWindow(start, slot, slot_count, _by_provider(rows, start, slot, slot_count), truncated)
+
+
+def _by_provider(rows: Iterable[tuple[datetime, str, str, int, int]], start: datetime, slot: timedelta,
+                 slot_count: int) -> list[ProviderRefreshStats]:
+    stats: dict[str, ProviderRefreshStats] = {}
+    for at, provider, outcome, le_ms, count in rows:
+        index = int((at - start) / slot)
+        if not 0 <= index < slot_count:
+            continue
+        entry = stats.get(provider)
+        if entry is None:
+            entry = stats[provider] = ProviderRefreshStats(provider, Counter(), Counter(),
+                                                           [Counter() for _ in range(slot_count)],
+                                                           [Counter() for _ in range(slot_count)])
+        entry.outcomes[outcome] += count
+        entry.slots[index][outcome] += count
+        if le_ms != UNTIMED:
+            entry.histogram[le_ms] += count
+            entry.slot_histograms[index][le_ms] += count
+    return [stats[name] for name in sorted(stats)]
+
+
+def pending_count(limit: int = PENDING_READ_LIMIT) -> int:
+    """How many observations wait for the rollup (counted up to ``limit + 1``)."""
+    inner = select(RefreshObservation.id).limit(limit + 1).subquery()
+    return db.session.scalar(select(func.count()).select_from(inner)) or 0
