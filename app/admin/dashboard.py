@@ -1,0 +1,174 @@
+"""The console's first page: connection counts, refresh outcomes and durations, webhook backlog,
+refresh tokens that expire soonest.
+
+Every query here is bounded whatever the table sizes: one GROUP BY over the connections'
+(provider, status) index, the refresh rollup's last 7 days (a few thousand rows, see
+``app.refresh_stats``), a LIMIT-ed index range for expiring tokens. Panels whose data this
+deployment does not have (no ``events`` table, no refresh-token expiry column) say so instead.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import render_template, request
+from sqlalchemy import Column, MetaData, Table, func, inspect, select
+
+from .. import clock
+from ..extensions import db
+from ..models import ACTIVE, NEEDS_REAUTH, REVOKED, Connection
+from ..refresh_stats import ProviderRefreshStats, pending_count, refresh_window
+from . import charts
+from .blueprint import bp
+from .views import Filters
+
+STATUSES = (ACTIVE, NEEDS_REAUTH, REVOKED)
+WINDOWS = {"24h": (timedelta(hours=24), 1), "7d": (timedelta(days=7), 6)}  # span, hours per chart slot
+EXPIRING_LIMIT = 10
+# Outbox rows in these states are done; anything else is waiting or has failed.
+DELIVERED_STATES = ("delivered", "done", "sent", "succeeded")
+FAILED_STATES = ("failed", "dead", "dead_letter", "exhausted")
+
+
+@dataclass
+class CountRow:
+    provider: str
+    by_status: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+
+def connection_counts() -> list[CountRow]:
+    rows = db.session.execute(select(Connection.provider, Connection.status, func.count())
+                              .group_by(Connection.provider, Connection.status))
+    table: dict[str, dict[str, int]] = {}
+    for provider, status, count in rows:
+        table.setdefault(provider, {})[status] = count
+    return [CountRow(provider, table[provider]) for provider in sorted(table)]
+
+
+def expiring_refresh_tokens(column: Column | None = None, limit: int = EXPIRING_LIMIT) -> list | None:
+    """Active connections whose refresh token expires soonest, or None when expiry is not tracked.
+
+    ``column`` is the ``refresh_token_expires_at`` column (default: the connections table's, if it has one).
+    """
+    column = column if column is not None else Connection.__table__.c.get("refresh_token_expires_at")
+    if column is None:
+        return None
+    table = column.table
+    stmt = (select(table.c.id, table.c.user_id, table.c.provider, column.label("expires_at"))
+            .where(column.is_not(None), table.c.status == ACTIVE).order_by(column).limit(limit))
+    return list(db.session.execute(stmt))
+
+
+@dataclass
+class WebhookStats:
+    by_state: dict[str, int]  # undelivered rows per state (delivered ones are not counted)
+    backlog: int
+    failed: int
+    oldest_pending: datetime | None
+
+
+_events_tables: dict[str, Table] = {}
+
+
+def _events_table() -> Table | None:
+    """The webhook outbox table (``events``) if this database has one; reflected once per engine."""
+    key = str(db.engine.url)
+    if key in _events_tables:
+        return _events_tables[key]
+    connection = db.session.connection()
+    if not inspect(connection).has_table("events"):
+        return None  # not cached: a migration may add it while we run
+    table = Table("events", MetaData(), autoload_with=connection)
+    _events_tables[key] = table
+    return table
+
+
+def webhook_backlog() -> WebhookStats | None:
+    """Undelivered webhook events by state, or None when there is no ``events`` table."""
+    table = _events_table()
+    if table is None:
+        return None
+    columns = table.c
+    state = next((columns[n] for n in ("delivery_status", "status", "state") if n in columns), None)
+    created = next((columns[n] for n in ("created_at", "occurred_at", "at") if n in columns), None)
+    if state is not None:
+        pending = state.not_in(DELIVERED_STATES)
+        counts = {s: n for s, n in db.session.execute(
+            select(state, func.count()).where(pending).group_by(state))}
+    elif "delivered_at" in columns:
+        pending = columns["delivered_at"].is_(None)
+        counts = {"undelivered": db.session.scalar(select(func.count()).where(pending).select_from(table)) or 0}
+    else:
+        return WebhookStats({}, 0, 0, None)
+    failed = sum(n for s, n in counts.items() if s in FAILED_STATES)
+    oldest = None
+    if created is not None:
+        waiting = pending if state is None else pending & state.not_in(FAILED_STATES)
+        oldest = db.session.scalar(select(func.min(created)).where(waiting))
+    return WebhookStats(counts, sum(counts.values()) - failed, failed, oldest)
+
+
+@dataclass
+class ProviderPanel:
+    provider: str
+    day: ProviderRefreshStats | None
+    week: ProviderRefreshStats | None
+    outcomes_svg: str
+    durations_svg: str
+
+
+def _tail(stats: ProviderRefreshStats, slots: int) -> ProviderRefreshStats:
+    """The last ``slots`` hourly slots of an hourly window."""
+    keep_slots, keep_hist = stats.slots[-slots:], stats.slot_histograms[-slots:]
+    return ProviderRefreshStats(stats.provider, sum(keep_slots, Counter()), sum(keep_hist, Counter()),
+                                keep_slots, keep_hist)
+
+
+def _coarsen(stats: ProviderRefreshStats, factor: int) -> ProviderRefreshStats:
+    """Merge every ``factor`` consecutive slots into one."""
+    def merge(series: list[Counter]) -> list[Counter]:
+        return [sum(series[i:i + factor], Counter()) for i in range(0, len(series), factor)]
+    return ProviderRefreshStats(stats.provider, stats.outcomes, stats.histogram, merge(stats.slots),
+                                merge(stats.slot_histograms))
+
+
+def refresh_panels(now: datetime, window: str) -> tuple[list[ProviderPanel], bool, datetime]:
+    """One panel per provider with refreshes in the last 7 days; charts for ``window`` (24h or 7d)."""
+    week = refresh_window(now, timedelta(days=7), timedelta(hours=1))
+    span, hours_per_slot = WINDOWS[window]
+    slot_count = int(span / timedelta(hours=1))
+    chart_start = week.start + timedelta(hours=week.slot_count - slot_count)
+    slot = timedelta(hours=hours_per_slot)
+    panels = []
+    for stats in week.providers:
+        day = _tail(stats, 24)
+        shown = _coarsen(_tail(stats, slot_count), hours_per_slot)
+        what = f"{stats.provider}, last {window}"
+        panels.append(ProviderPanel(
+            stats.provider, day if day.total else None, stats,
+            charts.outcome_bars(shown.slots, chart_start, slot, f"Refresh outcomes, {what}"),
+            charts.duration_lines(shown.slot_quantiles(0.5), shown.slot_quantiles(0.95), chart_start, slot,
+                                  f"Refresh duration p50 and p95, {what}")))
+    return panels, week.pending_truncated, chart_start
+
+
+@bp.get("/")
+def index() -> tuple[str, int]:
+    filters = Filters()
+    window = filters.choice("window", tuple(WINDOWS), "a window") or "24h"
+    now = clock.now()
+    panels, truncated, chart_start = refresh_panels(now, window)
+    counts = connection_counts()
+    totals = {s: sum(r.by_status.get(s, 0) for r in counts) for s in STATUSES}
+    return render_template(
+        "admin/dashboard.html", now=now, window=window, windows=tuple(WINDOWS), errors=filters.errors,
+        typed=request.args, counts=counts, statuses=STATUSES, totals=totals, panels=panels,
+        chart_start=chart_start, rollup_behind=truncated or pending_count() > 10_000,
+        expiring=expiring_refresh_tokens(), webhooks=webhook_backlog(), format_ms=charts.format_ms,
+        outcome_labels=charts.OUTCOME_LABELS,
+    ), 400 if filters.errors else 200

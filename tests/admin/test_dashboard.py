@@ -1,0 +1,116 @@
+"""The dashboard: counts, refresh outcomes and durations as inline SVG, webhook backlog and refresh-token
+expiry panels that appear only when the database has what they need."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
+
+from app import clock
+from app.admin import dashboard
+from app.extensions import db
+from app.models import RefreshObservation
+from app.refresh_stats import rollup_refresh_stats
+from tests.conftest import make_connection
+
+
+def _observe(app, rows):
+    with app.app_context():
+        db.session.add_all(RefreshObservation(at=at, provider=p, outcome=o, duration_ms=ms) for at, p, o, ms in rows)
+        db.session.commit()
+
+
+def test_dashboard_is_the_first_page_with_counts_and_refresh_charts(app, signed_in):
+    make_connection(app, "auth0|alice", "spotify", access="alice-access-secret", refresh="alice-refresh-secret")
+    make_connection(app, "auth0|bob", "spotify")
+    make_connection(app, "auth0|alice", "github", refresh=None, expires_in=None)
+    now = clock.now()
+    _observe(app, [(now - timedelta(days=3), "spotify", "ok", 120)] * 5
+             + [(now - timedelta(hours=2), "spotify", "ok", 300),
+                (now - timedelta(hours=1), "spotify", "needs_reauth", 80)])
+    with app.app_context():
+        rollup_refresh_stats(now)
+    _observe(app, [(now, "github", "unavailable", 9000)])  # not rolled up yet: still shown
+
+    response = signed_in.get("/admin/")
+    page = response.text
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "style=" not in page and "<script" not in page  # nothing the CSP would block
+    assert 'href="/admin/">Dashboard</a>' in page
+    counts = page[page.index('id="counts"'):page.index("</table>", page.index('id="counts"'))]
+    assert re.search(r'provider=spotify&amp;status=active">2</a>', counts) and ">3</td></tr></tfoot>" in counts
+    refreshes = page[page.index('id="refreshes"'):page.index("</table>", page.index('id="refreshes"'))]
+    assert refreshes.count('<svg class="chart outcomes"') == 2 and refreshes.count('<svg class="chart durations"') == 2
+    assert "2 · <span class=\"bad\">1 (50.0 %)</span>" in refreshes  # spotify, 24 h
+    assert "7 · <span class=\"bad\">1 (14.3 %)</span>" in refreshes  # spotify, 7 days
+    assert 'class="bar needs_reauth"' in refreshes and "needs reauth</title>" in refreshes
+    assert 'id="webhooks-off"' in page and 'id="expiry-not-tracked"' in page
+    assert "alice-access-secret" not in page and "alice-refresh-secret" not in page
+
+    week = signed_in.get("/admin/", query_string={"window": "7d"}).text
+    assert "one bar per 6 hours" in week and '<strong aria-current="page">last 7d</strong>' in week
+
+
+def test_an_unknown_window_is_a_400_inside_the_page(signed_in):
+    response = signed_in.get("/admin/", query_string={"window": "1y"})
+    assert response.status_code == 400
+    assert 'id="filter-error"' in response.text and "Chart window" in response.text
+
+
+def test_empty_database_says_so(signed_in):
+    page = signed_in.get("/admin/").text
+    assert 'id="no-connections"' in page and 'id="no-refreshes"' in page
+
+
+@pytest.fixture
+def extra_table(app):
+    """A table created for one test (and dropped after it, with the dashboard's reflection cache)."""
+    made: list[Table] = []
+
+    def make(name: str, *columns: Column) -> Table:
+        table = Table(name, MetaData(), *columns)
+        with app.app_context():
+            table.create(db.engine)
+        made.append(table)
+        return table
+
+    yield make
+    with app.app_context():
+        db.session.remove()
+        for table in made:
+            table.drop(db.engine)
+    dashboard._events_tables.clear()
+
+
+def test_webhook_panel_appears_with_an_events_table(app, signed_in, extra_table):
+    events = extra_table("events", Column("id", Integer, primary_key=True), Column("status", String(16)),
+                         Column("created_at", DateTime))
+    now = clock.now()
+    rows = [("delivered", now)] * 3 + [("pending", now - timedelta(minutes=7)), ("pending", now), ("failed", now)]
+    with app.app_context():
+        db.session.execute(insert(events), [{"status": s, "created_at": at} for s, at in rows])
+        db.session.commit()
+        stats = dashboard.webhook_backlog()
+    assert (stats.backlog, stats.failed, stats.by_state) == (2, 1, {"pending": 2, "failed": 1})
+    assert stats.oldest_pending == rows[3][1]
+    page = signed_in.get("/admin/").text
+    assert 'id="webhook-backlog">2<' in page and 'id="webhook-failed" class="bad">1<' in page
+
+
+def test_expiring_refresh_tokens_soonest_first_active_only(app, extra_table):
+    table = extra_table("expiry_probe", Column("id", String(32), primary_key=True), Column("user_id", String(255)),
+                        Column("provider", String(64)), Column("status", String(16)),
+                        Column("refresh_token_expires_at", DateTime))
+    now = clock.now()
+    rows = [("a", "active", now + timedelta(days=5)), ("b", "active", now + timedelta(days=1)),
+            ("c", "needs_reauth", now), ("d", "active", None), ("e", "active", now + timedelta(days=2))]
+    with app.app_context():
+        db.session.execute(insert(table), [{"id": i, "user_id": f"auth0|{i}", "provider": "google", "status": s,
+                                            "refresh_token_expires_at": at} for i, s, at in rows])
+        db.session.commit()
+        found = dashboard.expiring_refresh_tokens(table.c.refresh_token_expires_at, limit=2)
+        assert dashboard.expiring_refresh_tokens() is None  # the connections table does not track it (yet)
+    assert [r.id for r in found] == ["b", "e"]
