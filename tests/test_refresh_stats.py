@@ -106,3 +106,11 @@ def test_quantile_interpolates_inside_a_bucket():
     assert quantile(Counter({100: 10}), 0.5) == pytest.approx(75.0)  # halfway between 50 and 100
     assert quantile(Counter({50: 50, 250: 50}), 0.95) == pytest.approx(100 + 150 * 0.9)
     assert quantile(Counter({UNBOUNDED: 3, refresh_stats.UNTIMED: 7}), 0.5) == 30000.0
+
+
+def test_rollup_stats_command(app, runner):
+    _observe(app, [(NOW, "github", "ok", 10), (NOW, "github", "ok", 20)])
+    result = runner.invoke(args=["connector", "rollup-stats"])
+    assert result.exit_code == 0 and result.output == "rolled up 2 refresh observations\n"
+    with app.app_context():
+        assert db.session.scalar(select(func.sum(RefreshRollup.count))) == 2
