@@ -34,6 +34,7 @@ def _svg(label: str, body: list[Markup], css: str) -> Markup:
 BAR = Markup('<rect class="bar {css}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}">'
              '<title>{title}</title></rect>')
 LINE = Markup('<polyline class="line {css}" points="{points}"/>')
+AXIS = Markup('<text class="axis" x="4" y="10">{text}</text>')
 DOT = Markup('<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="1.8"><title>{title}</title></circle>')
 
 
@@ -57,6 +58,8 @@ def outcome_bars(slots: Sequence[Counter], start: datetime, slot: timedelta, wha
             parts = ", ".join(f"{counts[o]} {OUTCOME_LABELS.get(o, o)}" for o in order)
             body.append(BAR.format(css=css, x=x, y=y, w=max(step - 1, 1), h=max(height, 0.5),
                                    title=f"{_label(start, slot, index)}: {parts}"))
+    if top:
+        body.append(AXIS.format(text=f"max {top:,}"))
     failures = sum(n for c in slots for o, n in c.items() if o != "ok")
     total = sum(sum(c.values()) for c in slots)
     return _svg(f"{what}: {total} refreshes, {failures} not ok; tallest bar {top}", body, "outcomes")
@@ -85,6 +88,8 @@ def duration_lines(p50: Sequence[float | None], p95: Sequence[float | None], sta
             for x, y, index, value in points:
                 title = f"{_label(start, slot, index)}: {css} ≈ {format_ms(value)}"
                 body.append(DOT.format(css=css, x=x, y=y, title=title))
+    if top:
+        body.append(AXIS.format(text=f"max {format_ms(top)}"))
     summary = f"{what} (log scale): highest {format_ms(top)}" if top else f"{what}: no timed refreshes"
     return _svg(summary, body, "durations")
 
