@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextvars
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -59,7 +60,8 @@ def finish(provider: str, outcome: str) -> None:
 def bucket(duration_ms: int | None) -> int:
     if duration_ms is None:
         return UNTIMED
-    return next((bound for bound in BOUNDS_MS if duration_ms <= bound), UNBOUNDED)
+    index = bisect_left(BOUNDS_MS, duration_ms)
+    return BOUNDS_MS[index] if index < len(BOUNDS_MS) else UNBOUNDED
 
 
 def _hour(at: datetime) -> datetime:
@@ -157,42 +159,62 @@ def quantile(histogram: Counter, q: float) -> float | None:
 
 
 def refresh_window(now: datetime, span: timedelta, slot: timedelta) -> RefreshWindow:
-    """Refresh outcomes and durations per provider over ``span`` up to ``now``, in slots of ``slot``.
+    """Refresh outcomes and durations per provider over ``span`` up to ``now``, in slots of ``slot``
+    (a whole number of hours), the last slot ending with the current hour.
 
-    Reads the rollup (one PK range) and the observations not rolled up yet (at most
-    ``PENDING_READ_LIMIT`` of them: if the worker is not rolling up, the page says so)."""
+    Reads the rollup summed per slot in the database (one PK range; at most slots × providers ×
+    (outcomes + buckets) rows come back, whatever the traffic) and the observations not rolled up yet
+    (at most ``PENDING_READ_LIMIT`` of them: if the worker is not rolling up, the page says so)."""
     slot_count = int(span / slot)
     start = _hour(now) + timedelta(hours=1) - slot * slot_count
-    rows: list[tuple[datetime, str, str, int, int]] = list(db.session.execute(
-        select(RefreshRollup.hour, RefreshRollup.provider, RefreshRollup.outcome, RefreshRollup.le_ms,
-               RefreshRollup.count).where(RefreshRollup.hour >= start)))
-    pending = list(db.session.execute(
+    # The slot of a rollup row, computed by the database: a CASE over the slots' start hours (the same
+    # SQL on every database, no date arithmetic).
+    slot_of = case(*((RefreshRollup.hour >= start + slot * i, i) for i in reversed(range(slot_count))), else_=-1)
+    recent = RefreshRollup.hour >= start
+    connection = db.session.connection()  # Core rows: the ORM's per-row work would dominate here
+    outcome_rows = list(connection.execute(
+        select(slot_of, RefreshRollup.provider, RefreshRollup.outcome, func.sum(RefreshRollup.count))
+        .where(recent).group_by(slot_of, RefreshRollup.provider, RefreshRollup.outcome)))
+    bucket_rows = list(connection.execute(
+        select(slot_of, RefreshRollup.provider, RefreshRollup.le_ms, func.sum(RefreshRollup.count))
+        .where(recent, RefreshRollup.le_ms != UNTIMED)
+        .group_by(slot_of, RefreshRollup.provider, RefreshRollup.le_ms)))
+    pending = list(connection.execute(
         select(RefreshObservation.at, RefreshObservation.provider, RefreshObservation.outcome,
                RefreshObservation.duration_ms)
         .where(RefreshObservation.at >= start)
         .order_by(RefreshObservation.id.desc()).limit(PENDING_READ_LIMIT + 1)))
     truncated = len(pending) > PENDING_READ_LIMIT
-    rows.extend((at, provider, outcome, bucket(ms), 1) for at, provider, outcome, ms in pending[:PENDING_READ_LIMIT])
-    return RefreshWindow(start, slot, slot_count, _by_provider(rows, start, slot, slot_count), truncated)
+    for at, provider, outcome, ms in pending[:PENDING_READ_LIMIT]:
+        index = int((at - start) / slot)
+        outcome_rows.append((index, provider, outcome, 1))
+        if ms is not None:
+            bucket_rows.append((index, provider, bucket(ms), 1))
+    return RefreshWindow(start, slot, slot_count, _by_provider(outcome_rows, bucket_rows, slot_count), truncated)
 
 
-def _by_provider(rows: Iterable[tuple[datetime, str, str, int, int]], start: datetime, slot: timedelta,
+def _by_provider(outcome_rows: Iterable[tuple[int, str, str, int]], bucket_rows: Iterable[tuple[int, str, int, int]],
                  slot_count: int) -> list[ProviderRefreshStats]:
     stats: dict[str, ProviderRefreshStats] = {}
-    for at, provider, outcome, le_ms, count in rows:
-        index = int((at - start) / slot)
-        if not 0 <= index < slot_count:
-            continue
-        entry = stats.get(provider)
-        if entry is None:
-            entry = stats[provider] = ProviderRefreshStats(provider, Counter(), Counter(),
+
+    def entry(provider: str) -> ProviderRefreshStats:
+        found = stats.get(provider)
+        if found is None:
+            found = stats[provider] = ProviderRefreshStats(provider, Counter(), Counter(),
                                                            [Counter() for _ in range(slot_count)],
                                                            [Counter() for _ in range(slot_count)])
-        entry.outcomes[outcome] += count
-        entry.slots[index][outcome] += count
-        if le_ms != UNTIMED:
-            entry.histogram[le_ms] += count
-            entry.slot_histograms[index][le_ms] += count
+        return found
+
+    for index, provider, outcome, count in outcome_rows:
+        if 0 <= index < slot_count:
+            found = entry(provider)
+            found.outcomes[outcome] += count
+            found.slots[index][outcome] += count
+    for index, provider, le_ms, count in bucket_rows:
+        if 0 <= index < slot_count:
+            found = entry(provider)
+            found.histogram[le_ms] += count
+            found.slot_histograms[index][le_ms] += count
     return [stats[name] for name in sorted(stats)]
 
 

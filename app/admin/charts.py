@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 WIDTH, HEIGHT, PAD = 240, 64, 2
 # Stacking order, bottom up; anything else is drawn as "other" on top.
@@ -24,18 +24,25 @@ def _label(start: datetime, slot: timedelta, index: int) -> str:
     return f"{begin:%m-%d %H:%M}–{end:{fmt}}"
 
 
-def _svg(label: str, body: list[Markup], css: str) -> Markup:
-    return Markup(
-        '<svg class="chart {css}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{label}" '
-        'xmlns="http://www.w3.org/2000/svg"><rect class="frame" x="0" y="0" width="{w}" height="{h}"/>{body}</svg>'
-    ).format(css=css, w=WIDTH, h=HEIGHT, label=label, body=Markup("").join(body))
+def _svg(label: str, body: list[str], css: str) -> Markup:
+    # Every value put into the SVG is a number, a fixed class name, or text passed through escape().
+    return Markup(  # noqa: S704
+        f'<svg class="chart {css}" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
+        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg"><rect class="frame" x="0" y="0" '
+        f'width="{WIDTH}" height="{HEIGHT}"/>{"".join(body)}</svg>')
 
 
-BAR = Markup('<rect class="bar {css}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}">'
-             '<title>{title}</title></rect>')
-LINE = Markup('<polyline class="line {css}" points="{points}"/>')
-AXIS = Markup('<text class="axis" x="4" y="10">{text}</text>')
-DOT = Markup('<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="1.8"><title>{title}</title></circle>')
+def _bar(css: str, x: float, y: float, w: float, h: float, title: str) -> str:
+    return (f'<rect class="bar {css}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}">'
+            f'<title>{escape(title)}</title></rect>')
+
+
+def _axis(text: str) -> str:
+    return f'<text class="axis" x="4" y="10">{escape(text)}</text>'
+
+
+def _dot(css: str, x: float, y: float, title: str) -> str:
+    return f'<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="1.8"><title>{escape(title)}</title></circle>'
 
 
 def outcome_bars(slots: Sequence[Counter], start: datetime, slot: timedelta, what: str) -> Markup:
@@ -43,7 +50,7 @@ def outcome_bars(slots: Sequence[Counter], start: datetime, slot: timedelta, wha
     top = max((sum(c.values()) for c in slots), default=0)
     count = len(slots) or 1
     step = (WIDTH - 2 * PAD) / count
-    body: list[Markup] = []
+    body: list[str] = []
     for index, counts in enumerate(slots):
         total = sum(counts.values())
         if not total:
@@ -51,15 +58,15 @@ def outcome_bars(slots: Sequence[Counter], start: datetime, slot: timedelta, wha
         x = PAD + index * step
         y = HEIGHT - PAD
         order = [o for o in OUTCOME_ORDER if counts.get(o)] + sorted(o for o in counts if o not in OUTCOME_ORDER)
+        label = _label(start, slot, index)
+        parts = ", ".join(f"{counts[o]:,} {OUTCOME_LABELS.get(o, o)}" for o in order)
         for outcome in order:
             height = (HEIGHT - 2 * PAD) * counts[outcome] / top
             y -= height
             css = outcome if outcome in OUTCOME_ORDER else "other"
-            parts = ", ".join(f"{counts[o]} {OUTCOME_LABELS.get(o, o)}" for o in order)
-            body.append(BAR.format(css=css, x=x, y=y, w=max(step - 1, 1), h=max(height, 0.5),
-                                   title=f"{_label(start, slot, index)}: {parts}"))
+            body.append(_bar(css, x, y, max(step - 1, 1), max(height, 0.5), f"{label}: {parts}"))
     if top:
-        body.append(AXIS.format(text=f"max {top:,}"))
+        body.append(_axis(f"max {top:,}"))
     failures = sum(n for c in slots for o, n in c.items() if o != "ok")
     total = sum(sum(c.values()) for c in slots)
     return _svg(f"{what}: {total} refreshes, {failures} not ok; tallest bar {top}", body, "outcomes")
@@ -72,7 +79,7 @@ def duration_lines(p50: Sequence[float | None], p95: Sequence[float | None], sta
     top = max((v for v in list(p95) + list(p50) if v is not None), default=0.0)
     count = len(p50) or 1
     step = (WIDTH - 2 * PAD) / count
-    body: list[Markup] = []
+    body: list[str] = []
     if top > 0:
         for css, values in (("p95", p95), ("p50", p50)):
             points = []
@@ -84,12 +91,12 @@ def duration_lines(p50: Sequence[float | None], p95: Sequence[float | None], sta
                 points.append((x, y, index, value))
             if len(points) > 1:
                 path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
-                body.append(LINE.format(css=css, points=path))
+                body.append(f'<polyline class="line {css}" points="{path}"/>')
             for x, y, index, value in points:
                 title = f"{_label(start, slot, index)}: {css} ≈ {format_ms(value)}"
-                body.append(DOT.format(css=css, x=x, y=y, title=title))
+                body.append(_dot(css, x, y, title))
     if top:
-        body.append(AXIS.format(text=f"max {format_ms(top)}"))
+        body.append(_axis(f"max {format_ms(top)}"))
     summary = f"{what} (log scale): highest {format_ms(top)}" if top else f"{what}: no timed refreshes"
     return _svg(summary, body, "durations")
 

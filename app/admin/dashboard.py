@@ -24,7 +24,7 @@ from .blueprint import bp
 from .views import Filters
 
 STATUSES = (ACTIVE, NEEDS_REAUTH, REVOKED)
-WINDOWS = {"24h": (timedelta(hours=24), 1), "7d": (timedelta(days=7), 6)}  # span, hours per chart slot
+WINDOWS = ("24h", "7d")
 EXPIRING_LIMIT = 10
 # Outbox rows in these states are done; anything else is waiting or has failed.
 DELIVERED_STATES = ("delivered", "done", "sent", "succeeded")
@@ -122,51 +122,36 @@ class ProviderPanel:
     durations_svg: str
 
 
-def _tail(stats: ProviderRefreshStats, slots: int) -> ProviderRefreshStats:
-    """The last ``slots`` hourly slots of an hourly window."""
-    keep_slots, keep_hist = stats.slots[-slots:], stats.slot_histograms[-slots:]
-    return ProviderRefreshStats(stats.provider, sum(keep_slots, Counter()), sum(keep_hist, Counter()),
-                                keep_slots, keep_hist)
-
-
-def _coarsen(stats: ProviderRefreshStats, factor: int) -> ProviderRefreshStats:
-    """Merge every ``factor`` consecutive slots into one."""
-    def merge(series: list[Counter]) -> list[Counter]:
-        return [sum(series[i:i + factor], Counter()) for i in range(0, len(series), factor)]
-    return ProviderRefreshStats(stats.provider, stats.outcomes, stats.histogram, merge(stats.slots),
-                                merge(stats.slot_histograms))
-
-
 def refresh_panels(now: datetime, window: str) -> tuple[list[ProviderPanel], bool, datetime]:
     """One panel per provider with refreshes in the last 7 days; charts for ``window`` (24h or 7d)."""
-    week = refresh_window(now, timedelta(days=7), timedelta(hours=1))
-    span, hours_per_slot = WINDOWS[window]
-    slot_count = int(span / timedelta(hours=1))
-    chart_start = week.start + timedelta(hours=week.slot_count - slot_count)
-    slot = timedelta(hours=hours_per_slot)
+    day = refresh_window(now, timedelta(hours=24), timedelta(hours=1))
+    week = refresh_window(now, timedelta(days=7), timedelta(hours=6))
+    shown_window = day if window == "24h" else week
+    days = {s.provider: s for s in day.providers}
     panels = []
     for stats in week.providers:
-        day = _tail(stats, 24)
-        shown = _coarsen(_tail(stats, slot_count), hours_per_slot)
+        shown = days.get(stats.provider) if window == "24h" else stats
+        slots = shown.slots if shown else [Counter() for _ in range(shown_window.slot_count)]
         what = f"{stats.provider}, last {window}"
         panels.append(ProviderPanel(
-            stats.provider, day if day.total else None, stats,
-            charts.outcome_bars(shown.slots, chart_start, slot, f"Refresh outcomes, {what}"),
-            charts.duration_lines(shown.slot_quantiles(0.5), shown.slot_quantiles(0.95), chart_start, slot,
-                                  f"Refresh duration p50 and p95, {what}")))
-    return panels, week.pending_truncated, chart_start
+            stats.provider, days.get(stats.provider), stats,
+            charts.outcome_bars(slots, shown_window.start, shown_window.slot, f"Refresh outcomes, {what}"),
+            charts.duration_lines(shown.slot_quantiles(0.5) if shown else [None] * len(slots),
+                                  shown.slot_quantiles(0.95) if shown else [None] * len(slots),
+                                  shown_window.start, shown_window.slot, f"Refresh duration p50 and p95, {what}")))
+    return panels, day.pending_truncated or week.pending_truncated, shown_window.start
 
 
 @bp.get("/")
 def index() -> tuple[str, int]:
     filters = Filters()
-    window = filters.choice("window", tuple(WINDOWS), "a window") or "24h"
+    window = filters.choice("window", WINDOWS, "a window") or "24h"
     now = clock.now()
     panels, truncated, chart_start = refresh_panels(now, window)
     counts = connection_counts()
     totals = {s: sum(r.by_status.get(s, 0) for r in counts) for s in STATUSES}
     return render_template(
-        "admin/dashboard.html", now=now, window=window, windows=tuple(WINDOWS), errors=filters.errors,
+        "admin/dashboard.html", now=now, window=window, windows=WINDOWS, errors=filters.errors,
         typed=request.args, counts=counts, statuses=STATUSES, totals=totals, panels=panels,
         chart_start=chart_start, rollup_behind=truncated or pending_count() > 10_000,
         expiring=expiring_refresh_tokens(), webhooks=webhook_backlog(), format_ms=charts.format_ms,
