@@ -1,6 +1,7 @@
 """Refresh observations from the real vault paths, their hourly rollup, and the percentiles read back."""
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -114,3 +115,29 @@ def test_rollup_stats_command(app, runner):
     assert result.exit_code == 0 and result.output == "rolled up 2 refresh observations\n"
     with app.app_context():
         assert db.session.scalar(select(func.sum(RefreshRollup.count))) == 2
+
+
+def test_concurrent_rollups_count_each_observation_once(app, monkeypatch):
+    monkeypatch.setattr(refresh_stats, "BATCH", 50)
+    _observe(app, [(NOW - timedelta(minutes=i % 90), "github", "ok", i % 700) for i in range(1000)])
+    results: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        try:
+            with app.app_context():
+                barrier.wait(timeout=30)
+                results.append(rollup_refresh_stats(NOW))
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and sum(results) == 1000
+    with app.app_context():
+        assert db.session.scalar(select(func.sum(RefreshRollup.count))) == 1000
