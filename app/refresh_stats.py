@@ -104,7 +104,7 @@ def rollup_refresh_stats(now: datetime | None = None, *, max_batches: int = 100)
 
 # --- reading -------------------------------------------------------------------------------------
 
-PENDING_READ_LIMIT = 20_000
+PENDING_SCAN_LIMIT = 200_000
 
 
 @dataclass
@@ -138,7 +138,8 @@ class RefreshWindow:
     slot: timedelta
     slot_count: int
     providers: list[ProviderRefreshStats]
-    pending_truncated: bool  # more un-rolled observations than were read: run the rollup
+    pending_truncated: bool  # more observations wait for the rollup than were read: is the worker running?
+    oldest_pending: datetime | None  # when the oldest observation not rolled up yet was made
 
 
 def quantile(histogram: Counter, q: float) -> float | None:
@@ -162,35 +163,50 @@ def refresh_window(now: datetime, span: timedelta, slot: timedelta) -> RefreshWi
     """Refresh outcomes and durations per provider over ``span`` up to ``now``, in slots of ``slot``
     (a whole number of hours), the last slot ending with the current hour.
 
-    Reads the rollup summed per slot in the database (one PK range; at most slots × providers ×
-    (outcomes + buckets) rows come back, whatever the traffic) and the observations not rolled up yet
-    (at most ``PENDING_READ_LIMIT`` of them: if the worker is not rolling up, the page says so)."""
+    Everything is summed per slot in the database, so what comes back is at most slots × providers ×
+    (outcomes + buckets) rows, whatever the traffic: the rollup (one PK range) and the observations not
+    rolled up yet (the newest ``PENDING_SCAN_LIMIT`` of them, one PK range: if the worker has stopped
+    rolling up, older ones are left out and the page says so)."""
     slot_count = int(span / slot)
     start = _hour(now) + timedelta(hours=1) - slot * slot_count
-    # The slot of a rollup row, computed by the database: a CASE over the slots' start hours (the same
-    # SQL on every database, no date arithmetic).
-    slot_of = case(*((RefreshRollup.hour >= start + slot * i, i) for i in reversed(range(slot_count))), else_=-1)
+    connection = db.session.connection()  # Core rows: no ORM work per row
+    # A row's slot, computed by the database: a CASE over the slots' start times (the same SQL on every
+    # database, no date arithmetic).
+    rollup_slot = _slot_case(RefreshRollup.hour, start, slot, slot_count)
     recent = RefreshRollup.hour >= start
-    connection = db.session.connection()  # Core rows: the ORM's per-row work would dominate here
     outcome_rows = list(connection.execute(
-        select(slot_of, RefreshRollup.provider, RefreshRollup.outcome, func.sum(RefreshRollup.count))
-        .where(recent).group_by(slot_of, RefreshRollup.provider, RefreshRollup.outcome)))
+        select(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome, func.sum(RefreshRollup.count))
+        .where(recent).group_by(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome)))
     bucket_rows = list(connection.execute(
-        select(slot_of, RefreshRollup.provider, RefreshRollup.le_ms, func.sum(RefreshRollup.count))
+        select(rollup_slot, RefreshRollup.provider, RefreshRollup.le_ms, func.sum(RefreshRollup.count))
         .where(recent, RefreshRollup.le_ms != UNTIMED)
-        .group_by(slot_of, RefreshRollup.provider, RefreshRollup.le_ms)))
-    pending = list(connection.execute(
-        select(RefreshObservation.at, RefreshObservation.provider, RefreshObservation.outcome,
-               RefreshObservation.duration_ms)
-        .where(RefreshObservation.at >= start)
-        .order_by(RefreshObservation.id.desc()).limit(PENDING_READ_LIMIT + 1)))
-    truncated = len(pending) > PENDING_READ_LIMIT
-    for at, provider, outcome, ms in pending[:PENDING_READ_LIMIT]:
-        index = int((at - start) / slot)
-        outcome_rows.append((index, provider, outcome, 1))
-        if ms is not None:
-            bucket_rows.append((index, provider, bucket(ms), 1))
-    return RefreshWindow(start, slot, slot_count, _by_provider(outcome_rows, bucket_rows, slot_count), truncated)
+        .group_by(rollup_slot, RefreshRollup.provider, RefreshRollup.le_ms)))
+
+    oldest_id, newest_id, oldest_at = connection.execute(
+        select(func.min(RefreshObservation.id), func.max(RefreshObservation.id),
+               select(RefreshObservation.at).order_by(RefreshObservation.id).limit(1).scalar_subquery())).one()
+    truncated = False
+    if newest_id is not None:
+        floor = newest_id - PENDING_SCAN_LIMIT
+        truncated = oldest_id <= floor
+        pending_slot = _slot_case(RefreshObservation.at, start, slot, slot_count)
+        ms = RefreshObservation.duration_ms
+        pending_bucket = case((ms.is_(None), UNTIMED), *((ms <= bound, bound) for bound in BOUNDS_MS),
+                              else_=UNBOUNDED)
+        for index, provider, outcome, le_ms, count in connection.execute(
+                select(pending_slot, RefreshObservation.provider, RefreshObservation.outcome, pending_bucket,
+                       func.count())
+                .where(RefreshObservation.id > floor, RefreshObservation.at >= start)
+                .group_by(pending_slot, RefreshObservation.provider, RefreshObservation.outcome, pending_bucket)):
+            outcome_rows.append((index, provider, outcome, count))
+            if le_ms != UNTIMED:
+                bucket_rows.append((index, provider, le_ms, count))
+    providers = _by_provider(outcome_rows, bucket_rows, slot_count)
+    return RefreshWindow(start, slot, slot_count, providers, truncated, oldest_at)
+
+
+def _slot_case(column, start: datetime, slot: timedelta, slot_count: int):
+    return case(*((column >= start + slot * i, i) for i in reversed(range(slot_count))), else_=-1)
 
 
 def _by_provider(outcome_rows: Iterable[tuple[int, str, str, int]], bucket_rows: Iterable[tuple[int, str, int, int]],
@@ -216,9 +232,3 @@ def _by_provider(outcome_rows: Iterable[tuple[int, str, str, int]], bucket_rows:
             found.histogram[le_ms] += count
             found.slot_histograms[index][le_ms] += count
     return [stats[name] for name in sorted(stats)]
-
-
-def pending_count(limit: int = PENDING_READ_LIMIT) -> int:
-    """How many observations wait for the rollup (counted up to ``limit + 1``)."""
-    inner = select(RefreshObservation.id).limit(limit + 1).subquery()
-    return db.session.scalar(select(func.count()).select_from(inner)) or 0

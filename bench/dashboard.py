@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     from app import clock, create_app
     from app.admin import dashboard
     from app.extensions import db
-    from app.refresh_stats import pending_count, refresh_window, rollup_refresh_stats
+    from app.refresh_stats import refresh_window, rollup_refresh_stats
     from tests.conftest import base_env
 
     _recreate(args.database_url)
@@ -165,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         now = clock.now()
         cases = [
             ("connection counts (GROUP BY provider, status)", dashboard.connection_counts),
-            ("refresh window, 7 days (rollup + pending)",
-             lambda: refresh_window(now, timedelta(days=7), timedelta(hours=1))),
-            ("pending observations count (bounded)", pending_count),
+            ("refresh window, 24 h by hour (rollup + pending)",
+             lambda: refresh_window(now, timedelta(hours=24), timedelta(hours=1))),
+            ("refresh window, 7 days by 6 h (rollup + pending)",
+             lambda: refresh_window(now, timedelta(days=7), timedelta(hours=6))),
             ("webhook backlog (no events table)", dashboard.webhook_backlog),
             ("expiring refresh tokens (not tracked)", dashboard.expiring_refresh_tokens),
         ]

@@ -141,3 +141,11 @@ def test_concurrent_rollups_count_each_observation_once(app, monkeypatch):
     assert not errors and sum(results) == 1000
     with app.app_context():
         assert db.session.scalar(select(func.sum(RefreshRollup.count))) == 1000
+
+
+def test_window_reads_only_the_newest_pending_observations(app, monkeypatch):
+    monkeypatch.setattr(refresh_stats, "PENDING_SCAN_LIMIT", 3)
+    _observe(app, [(NOW, "github", "ok", 10)] * 5)
+    with app.app_context():
+        window = refresh_window(NOW, timedelta(hours=24), timedelta(hours=1))
+    assert window.pending_truncated and window.providers[0].total == 3 and window.oldest_pending == NOW

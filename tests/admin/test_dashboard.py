@@ -114,3 +114,15 @@ def test_expiring_refresh_tokens_soonest_first_active_only(app, extra_table):
         found = dashboard.expiring_refresh_tokens(table.c.refresh_token_expires_at, limit=2)
         assert dashboard.expiring_refresh_tokens() is None  # the connections table does not track it (yet)
     assert [r.id for r in found] == ["b", "e"]
+
+
+def test_a_stalled_rollup_is_flagged(app, signed_in, monkeypatch):
+    now = clock.now()
+    _observe(app, [(now - timedelta(minutes=2), "github", "ok", 100)])
+    assert 'id="rollup-behind"' not in signed_in.get("/admin/").text  # a fresh observation: all is well
+    _observe(app, [(now - timedelta(minutes=30), "github", "ok", 100)])  # (ids grow: oldest by id is the first)
+    with app.app_context():
+        rollup_refresh_stats(now)
+    _observe(app, [(now - timedelta(minutes=30), "github", "ok", 100), (now, "github", "ok", 100)])
+    page = signed_in.get("/admin/").text
+    assert 'id="rollup-behind"' in page and "4 · <span" in page  # all four counted
