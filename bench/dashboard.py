@@ -37,6 +37,22 @@ def _recreate(url: str) -> None:
     admin.dispose()
 
 
+PENDING_SQL = """
+    INSERT INTO refresh_observations (at, provider, outcome, duration_ms)
+    SELECT (now() AT TIME ZONE 'utc') - make_interval(secs => i % 60), (CAST(:providers AS text[]))[i % 5 + 1],
+           (ARRAY['ok','ok','ok','unavailable'])[i % 4 + 1], 20 + (i * 37) % 3000
+    FROM generate_series(1, :n) AS i"""
+
+
+def _fresh_pending(db, pending: int) -> None:
+    """Replace the pending observations by ``pending`` new ones made in the last minute."""
+    from sqlalchemy import text
+
+    db.session.execute(text("DELETE FROM refresh_observations"))
+    db.session.execute(text(PENDING_SQL), {"providers": list(PROVIDERS), "n": pending})
+    db.session.commit()
+
+
 def _load(db, connections: int, audit: int, pending: int) -> dict[str, float]:
     from sqlalchemy import text
 
@@ -75,11 +91,7 @@ def _load(db, connections: int, audit: int, pending: int) -> dict[str, float]:
             FROM generate_series(0, 24 * 7) AS h, unnest(CAST(:providers AS text[])) AS p,
                  unnest(ARRAY['ok','unavailable','needs_reauth','failed']) AS o,
                  unnest(CAST(:bounds AS int[])) AS b"""),
-        ("refresh_observations (pending)", """
-            INSERT INTO refresh_observations (at, provider, outcome, duration_ms)
-            SELECT (now() AT TIME ZONE 'utc') - make_interval(secs => i % 60), (CAST(:providers AS text[]))[i % 5 + 1],
-                   (ARRAY['ok','ok','ok','unavailable'])[i % 4 + 1], 20 + (i * 37) % 3000
-            FROM generate_series(1, :n) AS i"""),
+        ("refresh_observations (pending)", PENDING_SQL),
     ]
     sizes = {"connections": connections, "audit_events": max(audit, 1), "refresh_observations (pending)": pending}
     for label, sql in steps:
@@ -146,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audit", type=int, default=10_000_000)
     parser.add_argument("--pending", type=int, default=17_000)
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--reuse", action="store_true", help="keep the database as a previous run loaded it")
     args = parser.parse_args(argv)
+
+    from sqlalchemy import text
 
     from app import clock, create_app
     from app.admin import dashboard
@@ -154,14 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     from app.refresh_stats import refresh_window, rollup_refresh_stats
     from tests.conftest import base_env
 
-    _recreate(args.database_url)
+    if not args.reuse:
+        _recreate(args.database_url)
     app = create_app(test_config={"TESTING": True, "SQLALCHEMY_DATABASE_URI": args.database_url}, env=base_env())
     with app.app_context():
-        db.create_all()
         print(f"# Dashboard at scale: {args.connections:,} connections, {args.audit:,} audit events, "
               f"{args.pending:,} pending refresh observations\n")
-        for label, seconds in _load(db, args.connections, args.audit, args.pending).items():
-            print(f"{label}: {seconds:.1f} s")
+        if args.reuse:
+            _fresh_pending(db, args.pending)
+            sizes = db.session.execute(text(
+                "SELECT (SELECT count(*) FROM connections), (SELECT count(*) FROM audit_events), "
+                "(SELECT count(*) FROM refresh_rollups), (SELECT count(*) FROM refresh_observations)")).one()
+            print("reusing: {:,} connections, {:,} audit events, {:,} rollup rows, {:,} pending".format(*sizes))
+        else:
+            db.create_all()
+            for label, seconds in _load(db, args.connections, args.audit, args.pending).items():
+                print(f"{label}: {seconds:.1f} s")
         now = clock.now()
         cases = [
             ("connection counts (GROUP BY provider, status)", dashboard.connection_counts),
