@@ -230,3 +230,15 @@ class RefreshRollup(db.Model):
     outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
     le_ms: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConnectionCount(db.Model):
+    """Connections per provider and status, counted by the worker (``app.refresh_stats``) every few
+    minutes, so the dashboard reads a handful of rows instead of counting a million."""
+
+    __tablename__ = "connection_counts"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    counted_at: Mapped[datetime] = mapped_column(DateTime)

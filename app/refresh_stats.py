@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import clock
 from .extensions import db
-from .models import RefreshObservation, RefreshRollup
+from .models import Connection, ConnectionCount, RefreshObservation, RefreshRollup
 
 # Upper bounds (ms) of the duration buckets; UNBOUNDED is the open last bucket, UNTIMED a refresh
 # that never reached the provider (its provider was disabled, its key dropped).
@@ -38,6 +38,7 @@ UNTIMED = -1
 RETENTION = timedelta(days=35)
 _LOWER = dict(zip(BOUNDS_MS + (UNBOUNDED,), (0,) + BOUNDS_MS, strict=True))  # a bucket's lower bound
 BATCH = 20_000
+COUNT_EVERY = timedelta(minutes=5)
 
 _started: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar("refresh_started", default=None)
 
@@ -80,10 +81,35 @@ def _upsert(counts: Counter) -> None:
     db.session.execute(stmt, rows)
 
 
+def count_connections(now: datetime | None = None, *, max_age: timedelta | None = None) -> bool:
+    """Store the connections per provider and status (``ConnectionCount``) unless a count younger than
+    ``max_age`` exists; returns whether it counted. One GROUP BY over the whole table: about a second at
+    a million rows, which is why the worker does it every few minutes and the dashboard reads the result."""
+    now = now or clock.now()
+    if max_age is not None:
+        latest = db.session.scalar(select(func.max(ConnectionCount.counted_at)))
+        if latest is not None and now - latest < max_age:
+            return False
+    counts = db.session.execute(select(Connection.provider, Connection.status, func.count())
+                                .group_by(Connection.provider, Connection.status)).all()
+    rows = [{"provider": p, "status": s, "count": n, "counted_at": now} for p, s, n in counts]
+    if rows:
+        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(ConnectionCount)
+        db.session.execute(stmt.on_conflict_do_update(
+            index_elements=["provider", "status"],
+            set_={"count": stmt.excluded["count"], "counted_at": stmt.excluded["counted_at"]}), rows)
+    db.session.execute(delete(ConnectionCount).where(ConnectionCount.counted_at < now))  # pairs now gone
+    db.session.commit()
+    return True
+
+
 def rollup_refresh_stats(now: datetime | None = None, *, max_batches: int = 100) -> int:
     """Fold pending observations into the hourly rollup (each batch in one transaction), drop rollup
-    rows older than ``RETENTION``; returns how many observations were folded."""
+    rows older than ``RETENTION``, and recount the connections if the last count is older than
+    ``COUNT_EVERY``; returns how many observations were folded."""
     now = now or clock.now()
+    count_connections(now, max_age=COUNT_EVERY)
     total = 0
     for _ in range(max_batches):
         ids = select(RefreshObservation.id).order_by(RefreshObservation.id).limit(BATCH).scalar_subquery()

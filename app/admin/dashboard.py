@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import render_template, request
-from sqlalchemy import Column, MetaData, Table, func, inspect, select
+from sqlalchemy import Column, MetaData, Table, func, inspect, literal, select
 
 from .. import clock
 from ..extensions import db
-from ..models import ACTIVE, NEEDS_REAUTH, REVOKED, Connection
+from ..models import ACTIVE, NEEDS_REAUTH, REVOKED, Connection, ConnectionCount
 from ..refresh_stats import ProviderRefreshStats, refresh_window
 from . import charts
 from .blueprint import bp
@@ -43,13 +43,21 @@ class CountRow:
         return sum(self.by_status.values())
 
 
-def connection_counts() -> list[CountRow]:
-    rows = db.session.execute(select(Connection.provider, Connection.status, func.count())
-                              .group_by(Connection.provider, Connection.status))
+def connection_counts() -> tuple[list[CountRow], datetime | None]:
+    """Connections per provider and status, and when they were counted (None: counted just now).
+
+    The worker's count (``refresh_stats.count_connections``, every few minutes) when there is one;
+    otherwise a live GROUP BY, fine for a small deployment whose worker has not run yet."""
+    rows = db.session.execute(select(ConnectionCount.provider, ConnectionCount.status, ConnectionCount.count,
+                                     ConnectionCount.counted_at)).all()
+    counted_at = max((row[3] for row in rows), default=None)
+    if counted_at is None:
+        rows = db.session.execute(select(Connection.provider, Connection.status, func.count(), literal(None))
+                                  .group_by(Connection.provider, Connection.status)).all()
     table: dict[str, dict[str, int]] = {}
-    for provider, status, count in rows:
+    for provider, status, count, _ in rows:
         table.setdefault(provider, {})[status] = count
-    return [CountRow(provider, table[provider]) for provider in sorted(table)]
+    return [CountRow(provider, table[provider]) for provider in sorted(table)], counted_at
 
 
 def expiring_refresh_tokens(column: Column | None = None, limit: int = EXPIRING_LIMIT) -> list | None:
@@ -151,11 +159,12 @@ def index() -> tuple[str, int]:
     window = filters.choice("window", WINDOWS, "a window") or "24h"
     now = clock.now()
     panels, behind, chart_start = refresh_panels(now, window)
-    counts = connection_counts()
+    counts, counted_at = connection_counts()
+    behind = behind or bool(counted_at and now - counted_at > ROLLUP_LATE)
     totals = {s: sum(r.by_status.get(s, 0) for r in counts) for s in STATUSES}
     return render_template(
         "admin/dashboard.html", now=now, window=window, windows=WINDOWS, errors=filters.errors,
-        typed=request.args, counts=counts, statuses=STATUSES, totals=totals, panels=panels,
+        typed=request.args, counts=counts, counted_at=counted_at, statuses=STATUSES, totals=totals, panels=panels,
         chart_start=chart_start, rollup_behind=behind,
         expiring=expiring_refresh_tokens(), webhooks=webhook_backlog(), format_ms=charts.format_ms,
         outcome_labels=charts.OUTCOME_LABELS,

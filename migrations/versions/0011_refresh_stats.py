@@ -6,6 +6,7 @@ Create Date: 2026-12-01 12:20:00
 
 refresh_observations: one row per refresh (outcome, duration), append-only, emptied by the rollup.
 refresh_rollups: refreshes per (hour, provider, outcome, duration bucket), read by the dashboard.
+connection_counts: connections per (provider, status), counted by the worker every few minutes.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -36,8 +37,17 @@ def upgrade():
         sa.Column('count', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('hour', 'provider', 'outcome', 'le_ms', name=op.f('pk_refresh_rollups')),
     )
+    op.create_table(
+        'connection_counts',
+        sa.Column('provider', sa.String(length=64), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('count', sa.Integer(), nullable=False),
+        sa.Column('counted_at', sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('provider', 'status', name=op.f('pk_connection_counts')),
+    )
 
 
 def downgrade():
+    op.drop_table('connection_counts')
     op.drop_table('refresh_rollups')
     op.drop_table('refresh_observations')

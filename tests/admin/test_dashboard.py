@@ -6,12 +6,12 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select
 
 from app import clock
 from app.admin import dashboard
 from app.extensions import db
-from app.models import RefreshObservation
+from app.models import Connection, RefreshObservation
 from app.refresh_stats import rollup_refresh_stats
 from tests.conftest import make_connection
 
@@ -126,3 +126,27 @@ def test_a_stalled_rollup_is_flagged(app, signed_in, monkeypatch):
     _observe(app, [(now - timedelta(minutes=30), "github", "ok", 100), (now, "github", "ok", 100)])
     page = signed_in.get("/admin/").text
     assert 'id="rollup-behind"' in page and "4 · <span" in page  # all four counted
+
+
+def test_counts_come_from_the_workers_count_when_there_is_one(app, signed_in):
+    from app.models import ConnectionCount
+    from app.refresh_stats import count_connections
+
+    make_connection(app, "auth0|alice", "spotify")
+    make_connection(app, "auth0|bob", "github")
+    now = clock.now()
+    with app.app_context():
+        assert count_connections(now - timedelta(minutes=20))
+        assert not count_connections(now - timedelta(minutes=19), max_age=timedelta(minutes=5))  # fresh enough
+    make_connection(app, "auth0|carol", "spotify")  # after the count: not shown until the next one
+    page = signed_in.get("/admin/").text
+    assert "Counted by the worker at" in page and 'id="rollup-behind"' in page  # 20 minutes old: flagged
+    assert 'provider=spotify&amp;status=active">1</a>' in page
+    with app.app_context():
+        db.session.execute(Connection.__table__.delete().where(Connection.provider == "github"))
+        db.session.commit()
+        assert count_connections(now)
+        rows = {(c.provider, c.status): c.count for c in db.session.scalars(select(ConnectionCount))}
+    assert rows == {("spotify", "active"): 2}  # github's row, gone from the table, is gone from the count
+    page = signed_in.get("/admin/").text
+    assert 'provider=spotify&amp;status=active">2</a>' in page and 'id="rollup-behind"' not in page
