@@ -199,14 +199,16 @@ def refresh_window(now: datetime, span: timedelta, slot: timedelta) -> RefreshWi
     # A row's slot, computed by the database: a CASE over the slots' start times (the same SQL on every
     # database, no date arithmetic).
     rollup_slot = _slot_case(RefreshRollup.hour, start, slot, slot_count)
-    recent = RefreshRollup.hour >= start
-    outcome_rows = list(connection.execute(
-        select(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome, func.sum(RefreshRollup.count))
-        .where(recent).group_by(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome)))
-    bucket_rows = list(connection.execute(
-        select(rollup_slot, RefreshRollup.provider, RefreshRollup.le_ms, func.sum(RefreshRollup.count))
-        .where(recent, RefreshRollup.le_ms != UNTIMED)
-        .group_by(rollup_slot, RefreshRollup.provider, RefreshRollup.le_ms)))
+    outcome_rows: list[tuple[int, str, str, int]] = []
+    bucket_rows: list[tuple[int, str, int, int]] = []
+    for index, provider, outcome, le_ms, count in connection.execute(
+            select(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome, RefreshRollup.le_ms,
+                   func.sum(RefreshRollup.count))
+            .where(RefreshRollup.hour >= start)
+            .group_by(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome, RefreshRollup.le_ms)):
+        outcome_rows.append((index, provider, outcome, count))
+        if le_ms != UNTIMED:
+            bucket_rows.append((index, provider, le_ms, count))
 
     oldest_id, newest_id, oldest_at = connection.execute(
         select(func.min(RefreshObservation.id), func.max(RefreshObservation.id),
