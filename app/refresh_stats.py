@@ -205,7 +205,7 @@ def refresh_window(now: datetime, span: timedelta, slot: timedelta) -> RefreshWi
             select(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome, RefreshRollup.le_ms,
                    func.sum(RefreshRollup.count))
             .where(RefreshRollup.hour >= start)
-            .group_by(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome, RefreshRollup.le_ms)):
+            .group_by(rollup_slot, RefreshRollup.provider, RefreshRollup.outcome, RefreshRollup.le_ms)).all():
         outcome_rows.append((index, provider, outcome, count))
         if le_ms != UNTIMED:
             bucket_rows.append((index, provider, le_ms, count))
@@ -225,7 +225,8 @@ def refresh_window(now: datetime, span: timedelta, slot: timedelta) -> RefreshWi
                 select(pending_slot, RefreshObservation.provider, RefreshObservation.outcome, pending_bucket,
                        func.count())
                 .where(RefreshObservation.id > floor, RefreshObservation.at >= start)
-                .group_by(pending_slot, RefreshObservation.provider, RefreshObservation.outcome, pending_bucket)):
+                .group_by(pending_slot, RefreshObservation.provider, RefreshObservation.outcome, pending_bucket)
+                ).all():
             outcome_rows.append((index, provider, outcome, count))
             if le_ms != UNTIMED:
                 bucket_rows.append((index, provider, le_ms, count))

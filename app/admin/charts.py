@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -17,6 +18,7 @@ OUTCOME_LABELS = {"ok": "ok", "unavailable": "transient failure", "failed": "fai
                   "needs_reauth": "needs reauth"}
 
 
+@lru_cache(maxsize=4096)
 def _label(start: datetime, slot: timedelta, index: int) -> str:
     begin = start + slot * index
     end = begin + slot
