@@ -12,6 +12,7 @@ from functools import lru_cache
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT, PAD = 240, 64, 2
+TOP = 13  # room for the scale label above the marks
 # Stacking order, bottom up; anything else is drawn as "other" on top.
 OUTCOME_ORDER = ("ok", "unavailable", "failed", "needs_reauth")
 OUTCOME_LABELS = {"ok": "ok", "unavailable": "transient failure", "failed": "failed (configuration)",
@@ -63,7 +64,7 @@ def outcome_bars(slots: Sequence[Counter], start: datetime, slot: timedelta, wha
         label = _label(start, slot, index)
         parts = ", ".join(f"{counts[o]:,} {OUTCOME_LABELS.get(o, o)}" for o in order)
         for outcome in order:
-            height = (HEIGHT - 2 * PAD) * counts[outcome] / top
+            height = (HEIGHT - TOP - PAD) * counts[outcome] / top
             y -= height
             css = outcome if outcome in OUTCOME_ORDER else "other"
             body.append(_bar(css, x, y, max(step - 1, 1), max(height, 0.5), f"{label}: {parts}"))
@@ -89,7 +90,7 @@ def duration_lines(p50: Sequence[float | None], p95: Sequence[float | None], sta
                 if value is None:
                     continue
                 x = PAD + step * (index + 0.5)
-                y = HEIGHT - PAD - (HEIGHT - 2 * PAD) * math.log10(max(value, 1)) / math.log10(max(top, 10))
+                y = HEIGHT - PAD - (HEIGHT - TOP - PAD) * math.log10(max(value, 1)) / math.log10(max(top, 10))
                 points.append((x, y, index, value))
             if len(points) > 1:
                 path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
