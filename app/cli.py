@@ -301,6 +301,14 @@ def retry_revocations_command(limit: int) -> None:
     click.echo("done: " + ", ".join(f"{key} {counts.get(key, 0)}" for key in OUTCOMES))
 
 
+@connector.command("rollup-stats")
+def rollup_stats_command() -> None:
+    """Fold recent refresh observations into the dashboard's hourly rollup (the worker does this too)."""
+    from .refresh_stats import rollup_refresh_stats
+
+    click.echo(f"rolled up {rollup_refresh_stats()} refresh observations")
+
+
 def init_app(app: Flask) -> None:
     from .events import commands  # noqa: F401  (worker, generate-webhook-secret, redeliver-event)
 

@@ -219,4 +219,43 @@ def record_audit(action: str, outcome: str, *, actor_type: str, actor_id: str | 
     db.session.add(event)
     return event
 
+
+class RefreshObservation(db.Model):
+    """One refresh's outcome and duration, written in the refresh's own transaction (append-only, no
+    hot row); ``app.refresh_stats.rollup_refresh_stats`` folds them into ``RefreshRollup`` and deletes them."""
+
+    __tablename__ = "refresh_observations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    provider: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class RefreshRollup(db.Model):
+    """Refreshes per hour, provider, outcome and duration bucket (``le_ms``: the bucket's upper bound
+    in milliseconds; see ``app.refresh_stats``). A few thousand rows a week, whatever the traffic."""
+
+    __tablename__ = "refresh_rollups"
+
+    hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    le_ms: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConnectionCount(db.Model):
+    """Connections per provider and status, counted by the worker (``app.refresh_stats``) every few
+    minutes, so the dashboard reads a handful of rows instead of counting a million."""
+
+    __tablename__ = "connection_counts"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    counted_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 from .events.model import Event  # noqa: E402,F401  (the events outbox; registers its table)

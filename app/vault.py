@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, oauth_client
+from . import clock, oauth_client, refresh_stats
 from .errors import (
     DecryptionError,
     NotFound,
@@ -360,6 +360,7 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         _release_quietly(connection_id, owner)
         raise
     try:
+        refresh_stats.start(connection.provider)
         token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
     except (ProviderError, ProviderUnavailable) as exc:
         try:
@@ -418,6 +419,7 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
         try:
             with _bounded_wait(stop):
                 if store.store_refreshed(connection, refreshed_from, owner, values):
+                    refresh_stats.finish(provider, "ok")
                     if was_failing:
                         events.on_refresh_succeeded(connection)  # connection.recovered, in this transaction
                     db.session.commit()  # new tokens and the lease release land together
@@ -509,6 +511,7 @@ def _mark_needs_reauth(connection: Connection, owner: str, code: str) -> None:
     record_audit("refresh", "needs_reauth", actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code)
     events.on_needs_reauth(connection, code)
+    refresh_stats.finish(connection.provider, "needs_reauth")
     db.session.commit()
     log.warning("connection %s/%s needs reauthorization (%s)", connection.provider, connection.id, code)
 
@@ -525,6 +528,7 @@ def _record_failure(rt: Runtime, connection: Connection, owner: str, code: str,
     record_audit("refresh", outcome, actor_type="system", user_id=connection.user_id,
                  provider=connection.provider, error=code, failures=str(connection.failure_count))
     events.on_refresh_failure(connection, wait, settings.backoff_max)
+    refresh_stats.finish(connection.provider, outcome)
     db.session.commit()
     log.warning("refresh of %s/%s failed (%s); next attempt in %.0fs",
                 connection.provider, connection.id, code, wait)

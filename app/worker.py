@@ -1,7 +1,8 @@
 """``flask connector worker``: every periodic job in one process, on intervals, until SIGTERM.
 
 Jobs: webhook delivery, ``refresh-due``, ``retry-revocations``, the refresh-token keep-alive and
-expiry announcements (``app.refresh_expiry``) and purges of expired rows. Each
+expiry announcements (``app.refresh_expiry``), the dashboard's rollup (``app.refresh_stats``) and
+purges of expired rows. Each
 runs when its interval has passed (``WORKER_INTERVAL`` seconds by default), inside its own app
 context; one job's failure is logged and does not stop the others. Several copies may run at
 once: every job claims its rows with SKIP LOCKED (PostgreSQL) or leases (SQLite), as the
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 REFRESH_WITHIN = timedelta(minutes=10)
 REFRESH_WORKERS = 4
 PURGE_EVERY = 300.0
+ROLLUP_EVERY = 60.0  # the dashboard's refresh figures (app.refresh_stats)
 KEEP_ALIVE_EVERY = 60.0  # refresh-token deadlines are hours to months away: once a minute is plenty
 LOGIN_ATTEMPTS_KEPT = timedelta(days=1)
 
@@ -82,6 +84,12 @@ def _announce_expiring(app: Flask, stop: threading.Event):
     return {"announced": announced} if announced else None
 
 
+def _rollup_stats(app: Flask, stop: threading.Event):
+    from .refresh_stats import rollup_refresh_stats
+
+    return rollup_refresh_stats()
+
+
 def _purge(app: Flask, stop: threading.Event):
     from .models import AdminLoginAttempt, AdminSession, AdminSignInState, AuthorizationRequest
 
@@ -103,6 +111,7 @@ register_job("refresh-due", _refresh_due)
 register_job("retry-revocations", _retry_revocations)
 register_job("keep-alive", _keep_alive, every=KEEP_ALIVE_EVERY)
 register_job("announce-expiring", _announce_expiring, every=KEEP_ALIVE_EVERY)
+register_job("rollup-stats", _rollup_stats, every=ROLLUP_EVERY)
 register_job("purge", _purge, every=PURGE_EVERY)
 
 

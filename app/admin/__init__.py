@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFError
 
 from ..extensions import csrf, login_manager
 from ..web_errors import problem
-from . import auth, event_views, views  # noqa: F401  (routes register on the blueprint)
+from . import auth, dashboard, event_views, views  # noqa: F401  (routes register on the blueprint)
 from .blueprint import bp
 from .sessions import load_session
 

@@ -97,11 +97,6 @@ def _revoke_all_target(query: ConnectionQuery, page: ConnectionPage, first_page:
     return users.pop()
 
 
-@bp.get("/")
-def index() -> Response:
-    return redirect(url_for("admin.connections"))
-
-
 @bp.get("/connections")
 def connections() -> tuple[str, int]:
     filters, providers = Filters(), _providers()
