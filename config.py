@@ -196,5 +196,16 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         "PROVIDER_CREDENTIALS_ENV": {k: v for k, v in env.items() if k.endswith(("_CLIENT_ID", "_CLIENT_SECRET"))},
         "MAX_CONTENT_LENGTH": 64 * 1024,
         **_admin(env, demo),
+        **_observability(env),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},  # no ciphertext in logs
     }
+
+
+def _observability(env: Mapping[str, str]) -> dict:
+    log_format = env.get("LOG_FORMAT", "").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT: expected text or json, got {log_format!r}")
+    metrics_token = env.get("METRICS_TOKEN", "").strip() or None
+    if metrics_token and len(metrics_token) < 16:
+        raise ConfigError("METRICS_TOKEN: use at least 16 random characters (or leave it unset: /metrics is off)")
+    return {"LOG_FORMAT": log_format, "METRICS_TOKEN": metrics_token}

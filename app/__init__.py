@@ -93,6 +93,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     cli.init_app(app)
     web_errors.init_app(app)
+    from . import observability
+
+    observability.init_app(app)
     app.before_request(refuse_control_characters)
 
     @app.after_request

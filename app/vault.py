@@ -32,6 +32,7 @@ from .errors import (
 )
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
+from .observability import metrics
 from .runtime import Runtime, VaultSettings, runtime
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def _lost(connection_id: str) -> Exception:
     """Why a refresh's result was dropped, as the caller's error (after a rollback)."""
     db.session.rollback()
     connection = db.session.get(Connection, connection_id)
+    metrics.count_refresh(connection.provider if connection else None, "lost_lease")
     if connection is None or connection.status != ACTIVE:
         return ReauthorizationRequired("the connection was revoked or replaced while it was being refreshed")
     return ProviderUnavailable("another refresh of this connection took over; ask again", retry_after=1)
@@ -244,7 +246,8 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         refresh_token = rt.keyring.decrypt(connection.refresh_token_enc, connection.aad("refresh_token"))
         scopes = tuple(connection.scope_list)
         _commit_keeping(connection)  # no transaction stays open while the provider answers
-        token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
+        with metrics.refresh_timer(connection.provider):
+            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
     except ProviderError as exc:
         if not _hold(connection_id, owner, rt.vault):
             raise _lost(connection_id) from None
@@ -291,6 +294,7 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
             result = AccessToken(token.access_token, connection.token_type or "Bearer",
                                  connection.access_token_expires_at, tuple(connection.scope_list))
             db.session.commit()  # new tokens and the lease release land together
+            metrics.count_refresh(provider, "ok")
             return result
         except DBAPIError as exc:
             db.session.rollback()

@@ -19,6 +19,7 @@ from ..errors import InvalidRequest, NotFound, ProviderError, ProviderUnavailabl
 from ..extensions import db
 from ..http import new_session
 from ..models import Connection
+from ..observability.metrics import count_proxy_requests
 from ..runtime import runtime
 from ..vault import AccessToken, get_access_token
 from .auth import require_user
@@ -99,6 +100,7 @@ def _raw_path(provider: str) -> str:
 
 
 @bp.route("/<provider>/<path:path>", methods=METHODS, merge_slashes=False)
+@count_proxy_requests
 def proxy(provider: str, path: str) -> Response:
     principal = require_user()
     spec = runtime().registry.get(provider)
