@@ -12,12 +12,12 @@ from .. import clock
 from ..extensions import db
 from ..models import ACTIVE, Connection
 
+CONNECTION_COUNTS = (select(Connection.provider, Connection.status, func.count())
+                     .group_by(Connection.provider, Connection.status))
+
 
 def connection_counts() -> list[tuple[str, str, int]]:
-    rows = db.session.execute(
-        select(Connection.provider, Connection.status, func.count())
-        .group_by(Connection.provider, Connection.status)
-    ).all()
+    rows = db.session.execute(CONNECTION_COUNTS).all()
     return [(provider, status, count) for provider, status, count in rows]
 
 
