@@ -20,5 +20,5 @@ def on_audit(event) -> None:
     detail = event.detail or {}
     log.log(level, "audit %s %s%s", event.action, event.outcome,
             "".join(f" {key}={value}" for key, value in sorted(detail.items())),
-            extra={"user_id": event.user_id, "provider": event.provider, "action": event.action,
-                   "outcome": event.outcome, "actor_type": event.actor_type})
+            extra={"request_id": event.request_id, "user_id": event.user_id, "provider": event.provider,
+                   "action": event.action, "outcome": event.outcome, "actor_type": event.actor_type})
