@@ -208,4 +208,10 @@ def _observability(env: Mapping[str, str]) -> dict:
     metrics_token = env.get("METRICS_TOKEN", "").strip() or None
     if metrics_token and len(metrics_token) < 16:
         raise ConfigError("METRICS_TOKEN: use at least 16 random characters (or leave it unset: /metrics is off)")
-    return {"LOG_FORMAT": log_format, "METRICS_TOKEN": metrics_token}
+    # Traces: on when an OpenTelemetry exporter is configured (the SDK reads the OTEL_* variables itself).
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    tracing = exporter not in ("", "none") or (bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
+                                               and exporter != "none")
+    if exporter not in ("", "none", "otlp", "console"):
+        raise ConfigError(f"OTEL_TRACES_EXPORTER: expected otlp, console or none, got {exporter!r}")
+    return {"LOG_FORMAT": log_format, "METRICS_TOKEN": metrics_token, "TRACING": tracing}

@@ -13,3 +13,7 @@ def init_app(app: Flask) -> None:
     metrics.init_app(app)
     if on_audit not in AUDIT_HOOKS:
         AUDIT_HOOKS.append(on_audit)
+    if app.config.get("TRACING") and not app.testing:  # tests call init_tracing with their own exporter
+        from .tracing import init_tracing
+
+        init_tracing(app)
