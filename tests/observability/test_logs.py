@@ -126,3 +126,12 @@ def test_gunicorn_logconfig_is_a_valid_dict_config():
         for name in ("gunicorn.error", "gunicorn.access"):
             logging.getLogger(name).handlers.clear()
             logging.getLogger(name).propagate = True
+
+
+def test_a_users_request_logs_carry_user_and_provider(client, app, auth0, stub, json_lines):
+    make_connection(app, "auth0|bob", "stub", expires_in=-1, refresh="not-a-valid-refresh-token")
+    response = client.get("/api/proxy/stub/me", headers=_bearer(auth0.token("auth0|bob")))
+    assert response.status_code == 409
+    vault = [line for line in json_lines() if line["logger"] == "app.vault"]
+    assert vault and vault[0]["user_id"] == "auth0|bob" and vault[0]["provider"] == "stub"
+    assert vault[0]["request_id"] == response.headers["X-Request-ID"]
