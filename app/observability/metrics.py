@@ -13,6 +13,7 @@ constants.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import re
 import time
@@ -32,6 +33,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import InvalidToken, NotFound
+
+log = logging.getLogger(__name__)
 
 HTTP_REQUESTS = Counter("connector_http_requests", "HTTP requests answered, by Flask endpoint, method and status",
                         ["endpoint", "method", "status"])
@@ -171,6 +177,21 @@ class DatabaseCollector(Collector):
     due refresh, and the webhook backlog when the outbox exists. Runs inside the scrape's request."""
 
     def collect(self):
+        from ..extensions import db
+
+        try:
+            families = list(self._families(db.session))
+        except SQLAlchemyError as exc:
+            # The process's counters are still worth a scrape when the database is down.
+            db.session.rollback()
+            log.warning("metrics: the database gauges could not be read (%s)", type(exc).__name__)
+            families = []
+        yield GaugeMetricFamily("connector_database_up", "1 if this scrape could read the database gauges",
+                                value=1 if families else 0)
+        yield from families
+
+    @staticmethod
+    def _families(session):
         from .db_gauges import connection_counts, oldest_due_refresh_age
 
         connections = GaugeMetricFamily("connector_connections", "Connections by provider and status",
@@ -182,10 +203,8 @@ class DatabaseCollector(Collector):
                                 "Seconds since the access token of the longest-overdue refreshable active "
                                 "connection expired (0: nothing overdue)", value=oldest_due_refresh_age())
         if _webhook_backlog is not None:
-            from ..extensions import db
-
             yield GaugeMetricFamily("connector_webhook_backlog", "Webhook events waiting for delivery",
-                                    value=_webhook_backlog(db.session))
+                                    value=_webhook_backlog(session))
 
 
 class _ProcessCollector(Collector):
@@ -212,12 +231,11 @@ bp = Blueprint("observability_metrics", __name__)
 def metrics() -> Response:
     token = current_app.config.get("METRICS_TOKEN")
     if not token:
-        return Response("not found\n", status=404, mimetype="text/plain")  # metrics are off
+        raise NotFound("metrics are off (METRICS_TOKEN is not set)")
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
-        return Response("unauthorized\n", status=401, mimetype="text/plain",
-                        headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+        raise InvalidToken("send the metrics token as 'Authorization: Bearer <METRICS_TOKEN>'")
     return Response(exposition(), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -158,3 +158,23 @@ def test_expiry_clock_is_used(app, scrape, monkeypatch):
     later = clock.now() + timedelta(seconds=100)
     monkeypatch.setattr(clock, "now", lambda: later)
     assert 100 <= sample(scrape(), "connector_oldest_due_refresh_age_seconds") <= 200
+
+
+def test_a_scrape_without_the_database_still_serves_the_counters(app, client, scrape):
+    client.get("/healthz")
+    with app.app_context():
+        db.drop_all()  # every table gone: the gauges' queries fail
+    samples = scrape()
+    assert sample(samples, "connector_database_up") == 0
+    assert ("connector_connections", (("provider", "stub"), ("status", "active"))) not in samples
+    assert sample(samples, "connector_http_requests_total", endpoint="healthz", method="GET", status="200") >= 1
+
+
+def test_database_up_when_the_gauges_are_read(app, scrape):
+    assert sample(scrape(), "connector_database_up") == 1
+
+
+def test_refused_scrapes_are_problem_documents(client):
+    response = client.get("/metrics", headers={"Accept": "application/json"})
+    assert response.status_code == 401 and response.json["code"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
