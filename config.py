@@ -208,6 +208,11 @@ def _observability(env: Mapping[str, str]) -> dict:
     metrics_token = env.get("METRICS_TOKEN", "").strip() or None
     if metrics_token and len(metrics_token) < 16:
         raise ConfigError("METRICS_TOKEN: use at least 16 random characters (or leave it unset: /metrics is off)")
+    # prometheus_client reads it itself (several processes: gunicorn workers, the CLI worker); a missing
+    # directory would fail every request that moves a metric, so it is checked here.
+    multiproc_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if multiproc_dir and not (os.path.isdir(multiproc_dir) and os.access(multiproc_dir, os.W_OK)):
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR: {multiproc_dir!r} is not a writable directory")
     # Traces: on when an OpenTelemetry exporter is configured (the SDK reads the OTEL_* variables itself).
     exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     tracing = exporter not in ("", "none") or (bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())

@@ -178,3 +178,19 @@ def test_refused_scrapes_are_problem_documents(client):
     response = client.get("/metrics", headers={"Accept": "application/json"})
     assert response.status_code == 401 and response.json["code"] == "invalid_token"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_missing_multiprocess_directory_is_a_configuration_error(tmp_path):
+    from config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR"):
+        load_config(base_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "missing")), testing=True)
+    assert load_config(base_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path)), testing=True)["METRICS_TOKEN"] is None
+
+
+@pytest.mark.parametrize("value", ["short", "json2"])
+def test_bad_observability_settings_are_configuration_errors(value):
+    from config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="METRICS_TOKEN|LOG_FORMAT"):
+        load_config(base_env(METRICS_TOKEN=value) if value == "short" else base_env(LOG_FORMAT=value), testing=True)
