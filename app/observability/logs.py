@@ -23,7 +23,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
 CONTEXT_FIELDS = ("request_id", "connection_id", "provider", "user_id")
 FORMATS = ("text", "json")
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id_text)s] %(message)s"
 
 
 def current_request_id() -> str | None:
@@ -57,11 +57,19 @@ class ConnectorJsonFormatter(JsonFormatter):
         return {key: value for key, value in log_record.items() if value is not None}
 
 
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger [request id] message``; ``-`` outside a request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.request_id_text = getattr(record, "request_id", None) or "-"
+        return super().format(record)
+
+
 def formatter(fmt: str) -> logging.Formatter:
     if fmt == "json":
         return ConnectorJsonFormatter(["levelname", "name", "message"], timestamp="time",
                                       rename_fields={"levelname": "level", "name": "logger"})
-    return logging.Formatter(TEXT_FORMAT)
+    return TextFormatter(TEXT_FORMAT)
 
 
 class _ConnectorHandler(logging.StreamHandler):

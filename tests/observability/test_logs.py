@@ -101,7 +101,7 @@ def test_text_format_carries_the_same_fields():
     finally:
         logging.getLogger().removeHandler(handler)
     line = stream.getvalue().strip()
-    assert " WARNING app.test [None] hello world" in line
+    assert " WARNING app.test [-] hello world" in line
 
 
 def test_unknown_format_is_refused():

@@ -194,3 +194,29 @@ def test_bad_observability_settings_are_configuration_errors(value):
 
     with pytest.raises(ConfigError, match="METRICS_TOKEN|LOG_FORMAT"):
         load_config(base_env(METRICS_TOKEN=value) if value == "short" else base_env(LOG_FORMAT=value), testing=True)
+
+
+def test_a_refresh_dropped_by_a_revocation_counts_as_lost_lease(app, stub, scrape, monkeypatch):
+    from sqlalchemy import update
+
+    from app import oauth_client
+
+    access, refresh = stub.issue()
+    make_connection(app, "auth0|a", "stub", access=access, refresh=refresh, expires_in=-1)
+    real_refresh = oauth_client.refresh
+
+    def refresh_then_revoked(*args, **kwargs):
+        token = real_refresh(*args, **kwargs)
+        with db.engine.begin() as conn:  # a revocation lands while the provider answered
+            conn.execute(update(Connection).values(status="revoked", lease_owner=None))
+        return token
+
+    monkeypatch.setattr(oauth_client, "refresh", refresh_then_revoked)
+    before = scrape()
+    with app.app_context(), pytest.raises(ReauthorizationRequired):
+        get_access_token("auth0|a", "stub")
+    after = scrape()
+    assert sample(after, "connector_refreshes_total", provider="stub", outcome="lost_lease") == \
+        sample(before, "connector_refreshes_total", provider="stub", outcome="lost_lease") + 1
+    assert sample(after, "connector_refreshes_total", provider="stub", outcome="ok") == \
+        sample(before, "connector_refreshes_total", provider="stub", outcome="ok")
