@@ -314,6 +314,7 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
     admin = _admin(env, demo, problems)
     links = _links(env, problems)
     webhooks = problems.check(_webhooks, env) or {}
+    observability = problems.check(_observability, env) or {}
     problems.raise_if_any()
 
     return {
@@ -335,5 +336,27 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         **admin,
         **links,
         **webhooks,
+        **observability,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},  # no ciphertext in logs
     }
+
+
+def _observability(env: Mapping[str, str]) -> dict:
+    log_format = env.get("LOG_FORMAT", "").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT: expected text or json, got {log_format!r}")
+    metrics_token = env.get("METRICS_TOKEN", "").strip() or None
+    if metrics_token and len(metrics_token) < 16:
+        raise ConfigError("METRICS_TOKEN: use at least 16 random characters (or leave it unset: /metrics is off)")
+    # prometheus_client reads it itself (several processes: gunicorn workers, the CLI worker); a missing
+    # directory would fail every request that moves a metric, so it is checked here.
+    multiproc_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if multiproc_dir and not (os.path.isdir(multiproc_dir) and os.access(multiproc_dir, os.W_OK)):
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR: {multiproc_dir!r} is not a writable directory")
+    # Traces: on when an OpenTelemetry exporter is configured (the SDK reads the OTEL_* variables itself).
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    tracing = exporter not in ("", "none") or (bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
+                                               and exporter != "none")
+    if exporter not in ("", "none", "otlp", "console"):
+        raise ConfigError(f"OTEL_TRACES_EXPORTER: expected otlp, console or none, got {exporter!r}")
+    return {"LOG_FORMAT": log_format, "METRICS_TOKEN": metrics_token, "TRACING": tracing}

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 import os
 
+from app.observability.logs import gunicorn_logconfig
+
 DEFAULTS = {"PROVIDER_CONNECT_TIMEOUT": 3.05, "PROVIDER_READ_TIMEOUT": 10.0, "VAULT_STORE_DEADLINE": 120.0}
 MARGIN = 5
 
@@ -48,6 +50,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = longest_refresh()
 graceful_timeout = longest_refresh()
 keepalive = 5
+# LOG_FORMAT=json: gunicorn's own lines (error log, access log) in the same JSON shape as the app's.
+logconfig_dict = gunicorn_logconfig(os.environ.get("LOG_FORMAT", "text"))
 
 # The access log never prints a query string: an OAuth callback's carries the authorization code and
 # state. %(U)s is the path alone (not %(r)s, the request line, nor %(q)s, the query); the application

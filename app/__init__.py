@@ -98,6 +98,15 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     cli.init_app(app)
     web_errors.init_app(app)
+    from . import observability
+
+    observability.init_app(app)
+    from .runtime import log_enabled_providers
+
+    log_enabled_providers(app, app.extensions["connector"].registry)  # in the configured log format
+    from .events.webhooks import init_metrics
+
+    init_metrics(app)
     app.before_request(refuse_control_characters)
     from .api import access
 

@@ -68,7 +68,6 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
     except ValueError as exc:
         raise ConfigError(f"CONNECT_ALLOWED_RETURN_URLS: {exc}") from None
     registry = ProviderRegistry(specs, credentials, timeout)
-    _log_enabled_providers(app, registry)
     base_url = cfg["PUBLIC_BASE_URL"]
     # The same test config.py applies to PUBLIC_BASE_URL: parsed, never by substring ("http://[::1]:5000").
     parts = urlsplit(base_url)
@@ -85,7 +84,7 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
     return Runtime(keyring, AccessTokenVerifier(jwks, cfg["AUTH0_AUDIENCE"]), registry, return_urls, connect, vault)
 
 
-def _log_enabled_providers(app: Flask, registry: ProviderRegistry) -> None:
+def log_enabled_providers(app: Flask, registry: ProviderRegistry) -> None:
     """Say at start-up which providers can be connected (names only), so a missing pair of credentials shows."""
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)  # start-up facts are worth a line; nothing logs at INFO per request

@@ -43,6 +43,7 @@ from .errors import (
 from .events import outbox as events
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
+from .observability import metrics
 from .refresh_expiry import refresh_token_deadlines
 from .runtime import STORE_MARGIN, Runtime, VaultSettings, runtime
 from .token_store import TokenStore
@@ -222,6 +223,7 @@ def _lost(connection_id: str) -> Exception:
     """Why a refresh's result was dropped, as the caller's error (after a rollback)."""
     db.session.rollback()
     connection = db.session.get(Connection, connection_id)
+    metrics.count_refresh(connection.provider if connection else None, "lost_lease")
     if connection is None or connection.status != ACTIVE:
         return ReauthorizationRequired("the connection was revoked or replaced while it was being refreshed")
     return ProviderUnavailable("another refresh of this connection took over; ask again", retry_after=1)
@@ -361,7 +363,8 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         raise
     try:
         refresh_stats.start(connection.provider)
-        token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
+        with metrics.refresh_timer(connection.provider):
+            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
     except (ProviderError, ProviderUnavailable) as exc:
         try:
             _refresh_failed(rt, connection, owner, exc)
@@ -423,12 +426,14 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
                     if was_failing:
                         events.on_refresh_succeeded(connection)  # connection.recovered, in this transaction
                     db.session.commit()  # new tokens and the lease release land together
+                    metrics.count_refresh(provider, "ok")
                     return result
                 db.session.rollback()
                 current = db.session.get(Connection, connection_id, populate_existing=True)
                 if current is not None and current.access_token_enc is not None and \
                         _opens_to(rt, current, token.access_token):
                     db.session.commit()
+                    metrics.count_refresh(provider, "ok")
                     return result  # stored by an earlier attempt whose COMMIT reply was lost
         except DBAPIError as exc:
             _rollback_quietly()

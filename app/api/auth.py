@@ -5,6 +5,7 @@ from flask import g, request
 
 from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Principal
+from ..observability.logs import set_log_context
 from ..runtime import runtime
 
 
@@ -24,6 +25,7 @@ def require_user() -> Principal:
     principal = bearer_principal()
     if principal.is_machine:
         raise Forbidden("this endpoint is for users; a machine (client-credentials) token is not accepted")
+    set_log_context(user_id=principal.sub)  # this request's later log lines name the user
     return principal
 
 

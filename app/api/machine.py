@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ..errors import InvalidRequest
 from ..extensions import db
 from ..models import Connection
+from ..observability.metrics import count_token_requests
 from ..revocation import Actor, revoke_user_connections
 from ..runtime import runtime
 from ..vault import get_access_token
@@ -49,6 +50,7 @@ def user_connections(user_id: str) -> dict:
 
 @bp.post("/<user_id>/connections/<provider>/token")
 @machine_access("read:tokens")
+@count_token_requests
 def user_token(user_id: str, provider: str) -> dict:
     require_machine("read:tokens")
     runtime().registry.get(provider)  # 400 for an unknown provider before touching the vault

@@ -19,6 +19,7 @@ from ..errors import InvalidRequest, NotFound, ProviderError, ProviderUnavailabl
 from ..extensions import db
 from ..http import new_session
 from ..models import Connection
+from ..observability.metrics import count_proxy_requests
 from ..runtime import runtime
 from ..vault import AccessToken, get_access_token
 from .access import user_access
@@ -101,6 +102,7 @@ def _raw_path(provider: str) -> str:
 
 @bp.route("/<provider>/<path:path>", methods=METHODS, merge_slashes=False)
 @user_access
+@count_proxy_requests
 def proxy(provider: str, path: str) -> Response:
     principal = require_user()
     spec = runtime().registry.get(provider)

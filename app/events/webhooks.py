@@ -24,13 +24,14 @@ from email.utils import parsedate_to_datetime
 
 import requests
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from standardwebhooks.webhooks import Webhook
 
 from .. import clock
 from ..errors import NotFound
 from ..extensions import db
 from ..http import new_session
+from ..observability import metrics
 from ..vault import lease_owner
 from .model import DELIVERED, FAILED, PENDING, Event
 
@@ -172,7 +173,19 @@ def _record(event_id: int, owner: str, cfg: WebhookSettings, error: str | None, 
             event.next_attempt_at = now + timedelta(seconds=backoff(cfg, event.attempts, retry_after))
             outcome = "retrying"
     db.session.commit()
+    metrics.record_webhook_delivery(outcome)
     return outcome
+
+
+def backlog(session) -> int:
+    """Events waiting for delivery (the metrics' ``connector_webhook_backlog``; the delivery index)."""
+    return session.scalar(select(func.count()).select_from(Event).where(Event.delivery_status == PENDING)) or 0
+
+
+def init_metrics(app) -> None:
+    """With webhooks configured, the scrape reports the backlog."""
+    if app.config.get("WEBHOOK_URL"):
+        metrics.register_webhook_backlog(backlog)
 
 
 def deliver_due(limit: int = 500, stop=None) -> Counter:
