@@ -28,6 +28,11 @@ def init_app(app: Flask, *, secure_cookies: bool, timeout: tuple[float, float]) 
     )
     csrf.init_app(app)
     login_manager.init_app(app)
+    # Flask-Login reads the session after every request for its remember cookie (unused here): that
+    # opened the session on API and connect requests too, and their answers carried Vary: Cookie.
+    # The console is the only part with a session, so the hook runs for the console alone.
+    app.after_request_funcs[None].remove(login_manager._update_remember_cookie)
+    app.after_request_funcs.setdefault(bp.name, []).append(login_manager._update_remember_cookie)
     login_manager.session_protection = None  # the server-side session row is the protection
     login_manager.user_loader(load_session)
     auth.init_oauth(app, timeout)
