@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import requests
-from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from . import clock, http
@@ -82,7 +83,9 @@ def _session(spec: ProviderSpec, redirect_uri: str | None = None) -> OAuth2Sessi
 
 
 def new_pkce_verifier() -> str:
-    return generate_token(64)
+    """A PKCE code verifier (RFC 7636 §4.1: 43–128 unreserved characters): 64 random bytes, base64url,
+    86 characters, from one ``secrets`` call (Authlib's generator makes one system call per character)."""
+    return secrets.token_urlsafe(64)
 
 
 def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_verifier: str | None,
@@ -92,10 +95,11 @@ def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_ver
         params.update(code_challenge=create_s256_code_challenge(code_verifier), code_challenge_method="S256")
     if nonce:
         params["nonce"] = nonce
-    client = _session(spec, redirect_uri)
-    url, _ = client.create_authorization_url(spec.authorize_url, state=state,
-                                             scope=spec.scope_separator.join(spec.scopes) or None, **params)
-    return url
+    # What OAuth2Session.create_authorization_url ends in, without building a requests session per start.
+    response_type = params.pop("response_type", "code")
+    return prepare_grant_uri(spec.authorize_url, client_id=spec.client_id, response_type=response_type,
+                             redirect_uri=redirect_uri, scope=spec.scope_separator.join(spec.scopes) or None,
+                             state=state, **params)
 
 
 def _call(action, spec: ProviderSpec) -> dict:

@@ -77,10 +77,9 @@ def page(key: str, status_error: type[ConnectorError] = InvalidState, reason: st
 
 def record_rejection(code: str, *, provider: str | None, user_id: str | None = None,
                      request_id: str | None = None, stage: str = "callback") -> None:
-    """An audit row and one warning line for a refused connect step (committed here). Never a
-    state, code, token or cookie: the reason, the provider and the pending request's id."""
-    log.warning("connect %s rejected: %s (provider=%s, request=%s)", stage, code, provider or "-",
-                request_id or "-")
+    """An audit row for a refused connect step (committed here); like every audit event it is also
+    one warning log line (``app.observability.audit``). Never a state, code, token or cookie: the
+    reason, the provider and the pending request's id."""
     detail = {"reason": code, "stage": stage}
     if request_id:
         detail["request"] = request_id

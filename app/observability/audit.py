@@ -18,7 +18,7 @@ def on_audit(event) -> None:
     metrics.count_audit(event.action, event.outcome, event.provider)
     level = logging.WARNING if event.outcome in WARNING_OUTCOMES else logging.INFO
     detail = event.detail or {}
-    log.log(level, "audit %s %s%s", event.action, event.outcome,
+    log.log(level, "audit %s %s provider=%s%s", event.action, event.outcome, event.provider or "-",
             "".join(f" {key}={value}" for key, value in sorted(detail.items())),
             extra={"request_id": event.request_id, "user_id": event.user_id, "provider": event.provider,
                    "action": event.action, "outcome": event.outcome, "actor_type": event.actor_type})

@@ -101,7 +101,7 @@ def test_replayed_callback_is_recorded(connect, app, caplog):
     assert _outcome(connect.callback(query))["error"] == "already_used"
     assert _rejections(app) == [("connect", "spotify", "auth0|alice", "already_used")]
     [line] = _warnings(caplog)
-    assert "rejected: already_used" in line and "provider=spotify" in line
+    assert "connect rejected" in line and "reason=already_used" in line and "provider=spotify" in line
     _assert_no_secrets(caplog, app, "CODE123", params["state"], "BQSECRETACCESS", "AQSECRETREFRESH")
 
 

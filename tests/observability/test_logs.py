@@ -88,7 +88,7 @@ def test_audit_events_log_at_the_right_level(client, app, auth0, stub, caplog):
     assert response.status_code == 409
     records = [r for r in caplog.records if r.name == "app.audit"]
     assert [(r.levelname, r.getMessage()) for r in records] == [
-        ("WARNING", "audit refresh needs_reauth error=invalid_grant")]
+        ("WARNING", "audit refresh needs_reauth provider=stub error=invalid_grant")]
     assert records[0].request_id == response.headers["X-Request-ID"]
     assert "not-a-valid-refresh-token" not in caplog.text
 
