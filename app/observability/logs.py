@@ -17,6 +17,7 @@ import sys
 import uuid
 
 from flask import Flask, Response, current_app, g, has_request_context, request
+from flask.logging import default_handler
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -136,3 +137,4 @@ def init_app(app: Flask) -> None:
     app.after_request(_return_request_id)
     if not app.testing:  # tests attach their own handlers (caplog); a process configures once
         configure_logging(app.config.get("LOG_FORMAT", "text"))
+        app.logger.removeHandler(default_handler)  # the root handler has the app's lines: once, formatted
