@@ -2,7 +2,7 @@
 violation reported), the panels show, and the page fits a desktop and a 390 px phone.
 
 The demo app runs in-process on a loopback port, on SQLite, seeded with connections of three
-providers, a week of refresh observations (most rolled up, some pending) and a webhook outbox table.
+providers, a week of refresh observations (most rolled up, some pending) and webhook events.
 Screenshots go to test-artifacts/dashboard/ (gitignored) for a person to look at.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
 from werkzeug.serving import make_server
 
 from app import clock, create_app
+from app.events.model import Event
 from app.extensions import db
 from app.models import Connection, RefreshObservation
 from app.refresh_stats import rollup_refresh_stats
@@ -32,10 +32,11 @@ PROVIDERS = {"sandbox": (0.97, 180), "github": (0.999, 90), "google": (0.85, 450
 def _seed() -> None:
     rng = random.Random(16)
     statuses = ["active"] * 8 + ["needs_reauth", "revoked"]
-    db.session.add_all(Connection(user_id=f"auth0|user{i:03d}", provider=provider, status=rng.choice(statuses),
-                                  external_account_id=f"acct-{i}")
-                       for i, provider in enumerate(list(PROVIDERS) * 12))
     now = clock.now()
+    db.session.add_all(Connection(user_id=f"auth0|user{i:03d}", provider=provider, status=rng.choice(statuses),
+                                  external_account_id=f"acct-{i}",
+                                  refresh_token_expires_at=now + timedelta(days=3 + i) if i % 5 == 0 else None)
+                       for i, provider in enumerate(list(PROVIDERS) * 12))
     observations = []
     for hours_ago in range(7 * 24):
         for provider, (ok_share, typical) in PROVIDERS.items():
@@ -49,12 +50,11 @@ def _seed() -> None:
     db.session.commit()
     rollup_refresh_stats(now)
     db.session.add(RefreshObservation(at=now, provider="google", outcome="unavailable", duration_ms=12000))
-    events = Table("events", MetaData(), Column("id", Integer, primary_key=True), Column("status", String(16)),
-                   Column("created_at", DateTime))
-    events.create(db.engine)
-    db.session.execute(insert(events), [{"status": s, "created_at": now - timedelta(minutes=m)}
-                                        for s, m in [("delivered", 90)] * 20 + [("pending", 14), ("pending", 2),
-                                                                                ("failed", 300)]])
+    for i, (status, minutes) in enumerate([("delivered", 90)] * 20 + [("pending", 14), ("pending", 2),
+                                                                      ("failed", 300)]):
+        db.session.add(Event(public_id=f"evt_seed{i}", type="connection.created", connection_id=f"c{i}",
+                             user_id=f"auth0|user{i:03d}", provider="sandbox", sequence=1, body="{}",
+                             created_at=now - timedelta(minutes=minutes), delivery_status=status, attempts=1))
     db.session.commit()
 
 
@@ -65,7 +65,9 @@ def live_demo(tmp_path, e2e_requirements):
     base_url = f"http://127.0.0.1:{server.server_port}"
     app = create_app(test_config={"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/demo.db",
                                   "DEMO_STATE_DIR": str(tmp_path / "state")},
-                     env={"CONNECTOR_DEMO": "1", "PUBLIC_BASE_URL": base_url})
+                     env={"CONNECTOR_DEMO": "1", "PUBLIC_BASE_URL": base_url,
+                          # webhooks on (nothing listens there: the page only counts the outbox)
+                          "WEBHOOK_URL": "http://127.0.0.1:9/hooks", "WEBHOOK_SECRET": "whsec_" + "A" * 43 + "="})
     with app.app_context():
         db.create_all()
         _seed()
@@ -105,7 +107,7 @@ def test_dashboard_draws_its_charts_within_the_csp(live_demo, browser, screen):
         assert fill == "rgb(46, 139, 87)"
         expect(page.locator("#webhook-backlog")).to_have_text("2")
         expect(page.locator("#webhook-failed")).to_have_text("1")
-        expect(page.locator("#expiry-not-tracked")).to_be_visible()
+        expect(page.locator("#expiring")).to_be_visible()
         _snap(page, viewport, "dashboard-24h")
         page.get_by_role("link", name="last 7d").click()
         expect(page.locator("#refreshes")).to_contain_text("7 days")
