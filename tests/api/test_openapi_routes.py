@@ -12,8 +12,8 @@ from tests.api.conftest import _document
 from tests.conftest import base_env
 
 # Not the API surface: the admin console, the reconnect-link pages (browser pages reached from a
-# link), the demo parties and static files.
-UNDOCUMENTED_PREFIXES = ("/admin/", "/link/", "/demo/", "/static/")
+# link), the demo parties, static files and the Prometheus scrape (/metrics, in the README).
+UNDOCUMENTED_PREFIXES = ("/admin/", "/link/", "/demo/", "/static/", "/metrics")
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 def openapi_path(rule: str) -> str:
     return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule)
