@@ -3,6 +3,7 @@ answers and its schema is at the migration head). Neither needs credentials; nei
 than which of the two is wrong."""
 from __future__ import annotations
 
+import logging
 import os
 
 from alembic.migration import MigrationContext
@@ -41,7 +42,13 @@ def readyz() -> Response:
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-            current = frozenset(MigrationContext.configure(conn).get_current_heads())
+            # Quietly: MigrationContext.configure logs two INFO lines per call, one probe every few seconds.
+            migration_log = logging.getLogger("alembic.runtime.migration")
+            previous, migration_log.disabled = migration_log.disabled, True
+            try:
+                current = frozenset(MigrationContext.configure(conn).get_current_heads())
+            finally:
+                migration_log.disabled = previous
     except Exception as exc:  # noqa: BLE001 (a probe reports, it does not raise)
         if not database_unavailable(exc):
             current_app.logger.warning("readiness: database check failed: %s", describe(exc))

@@ -60,3 +60,14 @@ def test_readyz_when_the_database_is_unreachable(tmp_path, mocked_http):
     assert response.status_code == 503
     assert response.get_json()["detail"] == "database unreachable or busy"
     assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_readyz_does_not_log_per_probe(client, caplog):
+    """A load balancer probes every few seconds: Alembic's two INFO lines per check would flood the log."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        client.get("/readyz")
+        client.get("/readyz")
+    assert not [r for r in caplog.records if r.name.startswith("alembic")]
+    assert not logging.getLogger("alembic.runtime.migration").disabled  # switched back on
