@@ -93,6 +93,43 @@ def e2e_requirements() -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture
+def serve_demo(tmp_path, e2e_requirements):
+    """``serve_demo(seed, **env)``: the demo app in-process on a loopback port, on SQLite, its tables
+    created and ``seed()`` run in an app context; returns the base URL. Stopped after the test."""
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from app.extensions import db
+
+    running = []
+
+    def serve(seed: Callable[[], None], **env: str) -> str:
+        slot: dict = {}
+        server = make_server("127.0.0.1", 0, lambda environ, start: slot["app"](environ, start), threaded=True)
+        base_url = f"http://127.0.0.1:{server.server_port}"
+        app = create_app(test_config={"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/demo.db",
+                                      "DEMO_STATE_DIR": str(tmp_path / "state")},
+                         env={"CONNECTOR_DEMO": "1", "PUBLIC_BASE_URL": base_url, **env})
+        with app.app_context():
+            db.create_all()
+            seed()
+            db.session.commit()
+        slot["app"] = app
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread, app))
+        return base_url
+
+    yield serve
+    for server, thread, app in running:
+        server.shutdown()
+        thread.join(5)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

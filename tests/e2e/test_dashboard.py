@@ -8,15 +8,13 @@ Screenshots go to test-artifacts/dashboard/ (gitignored) for a person to look at
 from __future__ import annotations
 
 import random
-import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
-from app import clock, create_app
+from app import clock
 from app.events.model import Event
 from app.extensions import db
 from app.models import Connection, RefreshObservation
@@ -59,27 +57,9 @@ def _seed() -> None:
 
 
 @pytest.fixture
-def live_demo(tmp_path, e2e_requirements):
-    slot: dict = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: slot["app"](environ, start), threaded=True)
-    base_url = f"http://127.0.0.1:{server.server_port}"
-    app = create_app(test_config={"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/demo.db",
-                                  "DEMO_STATE_DIR": str(tmp_path / "state")},
-                     env={"CONNECTOR_DEMO": "1", "PUBLIC_BASE_URL": base_url,
-                          # webhooks on (nothing listens there: the page only counts the outbox)
-                          "WEBHOOK_URL": "http://127.0.0.1:9/hooks", "WEBHOOK_SECRET": "whsec_" + "A" * 43 + "="})
-    with app.app_context():
-        db.create_all()
-        _seed()
-    slot["app"] = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base_url
-    server.shutdown()
-    thread.join(5)
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def live_demo(serve_demo):
+    # webhooks on (nothing listens there: the page only counts the outbox)
+    return serve_demo(_seed, WEBHOOK_URL="http://127.0.0.1:9/hooks", WEBHOOK_SECRET="whsec_" + "A" * 43 + "=")
 
 
 @pytest.mark.parametrize("screen", WIDTHS)

@@ -8,14 +8,11 @@ Screenshots go to test-artifacts/pages/ (gitignored) for a person to look at.
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from werkzeug.serving import make_server
 
-from app import create_app
 from app.extensions import db
 from app.models import Connection
 
@@ -29,29 +26,15 @@ WIDTHS = {"desktop": DESKTOP, "phone": PHONE}
 OTHER_USERS = ["google-oauth2|112233445566778899001", "auth0|64f1c0ffee0123456789abcd", "demo|bob"]
 
 
+def _seed() -> None:
+    db.session.add_all(Connection(user_id=u, provider="sandbox", external_account_id=f"acct-{i}",
+                                  status="needs_reauth" if i == 1 else "active")
+                       for i, u in enumerate(OTHER_USERS))
+
+
 @pytest.fixture
-def live_demo(tmp_path, e2e_requirements):
-    slot: dict = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: slot["app"](environ, start), threaded=True)
-    base_url = f"http://127.0.0.1:{server.server_port}"
-    app = create_app(test_config={"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/demo.db",
-                                  "DEMO_STATE_DIR": str(tmp_path / "state")},
-                     env={"CONNECTOR_DEMO": "1", "PUBLIC_BASE_URL": base_url})
-    with app.app_context():
-        db.create_all()
-        db.session.add_all(Connection(user_id=u, provider="sandbox", external_account_id=f"acct-{i}",
-                                      status="needs_reauth" if i == 1 else "active")
-                           for i, u in enumerate(OTHER_USERS))
-        db.session.commit()
-    slot["app"] = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base_url
-    server.shutdown()
-    thread.join(5)
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def live_demo(serve_demo):
+    return serve_demo(_seed)
 
 
 @pytest.fixture
