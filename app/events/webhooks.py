@@ -183,9 +183,9 @@ def backlog(session) -> int:
 
 
 def init_metrics(app) -> None:
-    """With webhooks configured, the scrape reports the backlog."""
-    if app.config.get("WEBHOOK_URL"):
-        metrics.register_webhook_backlog(backlog)
+    """With webhooks configured, the scrape reports the backlog (and not otherwise: the process's
+    last configuration decides, as for every other setting)."""
+    metrics.register_webhook_backlog(backlog if app.config.get("WEBHOOK_URL") else None)
 
 
 def deliver_due(limit: int = 500, stop=None) -> Counter:
