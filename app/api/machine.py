@@ -31,7 +31,7 @@ MAX_MIN_TTL = 86400
 MIN_TTL_RE = re.compile(r"[0-9]{1,10}")
 
 
-def _check_user_id(user_id: str) -> str:
+def check_user_id(user_id: str) -> str:
     if not USER_ID_RE.fullmatch(user_id):
         raise InvalidRequest("user_id must be the user's Auth0 sub (URL-encoded): 1 to 255 characters, "
                              "no control or invisible formatting characters")
@@ -43,7 +43,7 @@ def _check_user_id(user_id: str) -> str:
 def user_connections(user_id: str) -> dict:
     require_machine("read:connections")
     rows = db.session.scalars(
-        select(Connection).where(Connection.user_id == _check_user_id(user_id)).order_by(Connection.provider)
+        select(Connection).where(Connection.user_id == check_user_id(user_id)).order_by(Connection.provider)
     ).all()
     return {"user_id": user_id, "connections": [connection_json(row) for row in rows]}
 
@@ -60,8 +60,8 @@ def user_token(user_id: str, provider: str) -> dict:
         if not MIN_TTL_RE.fullmatch(raw) or int(raw) > MAX_MIN_TTL:
             raise InvalidRequest(f"min_ttl must be a whole number of seconds, at most {MAX_MIN_TTL}")
         min_ttl = int(raw)
-        _check_min_ttl_within_lifetime(_check_user_id(user_id), provider, min_ttl)
-    return get_access_token(_check_user_id(user_id), provider, min_ttl=min_ttl).as_json()
+        _check_min_ttl_within_lifetime(check_user_id(user_id), provider, min_ttl)
+    return get_access_token(check_user_id(user_id), provider, min_ttl=min_ttl).as_json()
 
 
 def _check_min_ttl_within_lifetime(user_id: str, provider: str, min_ttl: int) -> None:
@@ -86,7 +86,7 @@ def _check_min_ttl_within_lifetime(user_id: str, provider: str, min_ttl: int) ->
 @machine_access("delete:connections")
 def delete_user_connection(user_id: str, provider: str) -> dict:
     principal = require_machine("delete:connections")
-    return disconnect(_check_user_id(user_id), provider, Actor("m2m", principal.client_id or principal.sub))
+    return disconnect(check_user_id(user_id), provider, Actor("m2m", principal.client_id or principal.sub))
 
 
 @bp.delete("/<user_id>/connections")
@@ -94,5 +94,5 @@ def delete_user_connection(user_id: str, provider: str) -> dict:
 def delete_user_connections(user_id: str) -> dict:
     """Offboarding: revoke every connection of a user."""
     principal = require_machine("delete:connections")
-    results = revoke_user_connections(_check_user_id(user_id), Actor("m2m", principal.client_id or principal.sub))
+    results = revoke_user_connections(check_user_id(user_id), Actor("m2m", principal.client_id or principal.sub))
     return {"user_id": user_id, "revoked": [result.as_json() for result in results]}

@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, request
 
 from ..api.access import machine_access
 from ..api.auth import require_machine
-from ..api.machine import _check_user_id
+from ..api.machine import check_user_id
 from ..errors import InvalidRequest, NotFound
 from ..extensions import db
 from ..models import record_audit
@@ -21,7 +21,7 @@ PERMISSION = "create:connect_links"
 @machine_access(PERMISSION)
 def create_connect_link(user_id: str) -> dict:
     principal = require_machine(PERMISSION)
-    user_id = _check_user_id(user_id)  # the UserId pattern of the OpenAPI document
+    user_id = check_user_id(user_id)  # the UserId pattern of the OpenAPI document
     if not links_enabled(current_app.config):
         raise NotFound("connect links are not configured (ADMIN_CLIENT_ID and CONNECT_LINK_DEFAULT_RETURN_URL)",
                        code="links_not_configured")

@@ -30,7 +30,6 @@ import re
 import secrets
 import subprocess
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +40,8 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import pytest
 import requests
+
+from tests.gunicorn_service import wait_until  # one bounded poll for every test that starts a process
 
 try:  # tests/e2e may or may not become a package
     from . import browser as browser_mod
@@ -149,18 +150,6 @@ def file_tail(path: Path, n: int = 60) -> str:
             return "".join(deque(f, maxlen=n))
     except FileNotFoundError:
         return ""
-
-
-def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- static sites (SPA, attacker)
