@@ -7,8 +7,13 @@ from urllib.parse import urlsplit
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-REVOCATION_STYLES = ("rfc7009", "github_grant", "none")
-ACCOUNT_ID_SOURCES = ("userinfo", "token_response", "none")
+CLIENT_AUTH_METHODS_REVOCATION = (*CLIENT_AUTH_METHODS, "client_id_post", "none")
+# rfc7009: POST form token=…&token_type_hint=…; github_grant: DELETE JSON {"access_token"} with Basic;
+# bearer: the access token as Bearer, no body (Dropbox, Linear, Strava, Zendesk); json_token: JSON
+# {"token": …} (Notion, QuickBooks); delete_token_url: DELETE revocation_url with {token} in it (HubSpot).
+REVOCATION_STYLES = ("rfc7009", "github_grant", "bearer", "json_token", "delete_token_url", "none")
+# param: the value of one of the connection's params (QuickBooks' realmId)
+ACCOUNT_ID_SOURCES = ("userinfo", "token_response", "param", "none")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Used when a token response has no expires_in and the entry names no default_access_token_ttl:
 # an access token is never taken for non-expiring unless the entry says so.
@@ -18,6 +23,44 @@ MAX_ACCESS_TOKEN_TTL = 366 * 24 * 3600
 
 class SpecError(ValueError):
     """A catalog or providers-file entry is invalid; the message names it."""
+
+
+PARAM_SOURCES = ("connect", "callback", "token_response")
+TOKEN_BODY_FORMATS = ("form", "json")
+
+
+@dataclass(frozen=True)
+class ConnectionParam:
+    """A per-connection value (Zendesk's subdomain, a GitLab host, Salesforce's instance_url) that
+    fills ``{name}`` in the provider's URLs. Validated against ``pattern`` (a full match) wherever it
+    comes from, stored on the connection, used by the token exchange, refresh, revocation and proxy."""
+    name: str
+    pattern: str
+    # connect: a field of POST /connect/start; callback: a query parameter of the provider's redirect
+    # (QuickBooks' realmId); token_response: a dotted path in the code-exchange response (instance_url).
+    source: str = "connect"
+    path: str | None = None  # the callback parameter or token-response path; default: the name
+    required: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TokenPaths:
+    """Where each value sits in a token response (dotted paths: Slack's user token is under authed_user)."""
+    access_token: str = "access_token"
+    refresh_token: str = "refresh_token"
+    expires_in: str = "expires_in"
+    scope: str = "scope"
+    token_type: str = "token_type"
+    refresh_token_expires_in: str = "refresh_token_expires_in"
+
+
+@dataclass(frozen=True)
+class ErrorShape:
+    """How an error answer from the token endpoint is recognised."""
+    field: str = "error"  # dotted path of the error code
+    on_http_200: bool = False  # a 200 carrying ``field`` is an error (GitHub)
+    success_flag: str | None = None  # dotted path of a boolean that is false on error (Slack's ``ok``)
 
 
 @dataclass(frozen=True)
@@ -47,6 +90,22 @@ class ProviderSpec:
     # Seconds a refresh token lives from the grant (absolute) or from its last use (idle); None: unknown.
     refresh_token_absolute_lifetime: int | None = None
     refresh_token_idle_lifetime: int | None = None
+    # --- issue 17 vocabulary (see docs/providers.md) ---
+    params: tuple[ConnectionParam, ...] = ()
+    refresh_url: str | None = None  # default: token_url (Figma refreshes elsewhere)
+    token_body_format: str = "form"  # form | json (Atlassian, Notion)
+    token_request_headers: tuple[tuple[str, str], ...] = ()  # e.g. Notion-Version
+    token_params: tuple[tuple[str, str], ...] = ()  # extra body parameters on the code exchange
+    refresh_params: tuple[tuple[str, str], ...] = ()  # extra body parameters on a refresh
+    refresh_sends_redirect_uri: bool = False  # GitLab
+    token_response: TokenPaths = TokenPaths()
+    error_shape: ErrorShape = ErrorShape()
+    revocation_method: str = "POST"  # POST | DELETE
+    revocation_auth: str | None = None  # client_secret_basic | client_secret_post | client_id_post | none; default: client_auth
+    revocation_token: str = "refresh"  # refresh | access: which token is sent (or used as Bearer)
+    allowed_scopes: tuple[str, ...] = ()  # empty: any scope may be requested
+    scope_param: str = "scope"  # Slack user scopes: user_scope
+    include_granted_scopes: bool = False  # Google: incremental authorization
     account_id_source: str = "none"
     account_id_url: str | None = None
     account_id_field: str = "sub"
