@@ -31,18 +31,17 @@ def load_specs(providers_file: str | None, extra: Mapping[str, dict] | None = No
     file = read_providers_file(providers_file) if providers_file else None
     if file is not None:
         overrides.update(file.entries)
-    specs = {}
-    try:
-        for name, entry in overrides.items():
-            if not isinstance(entry, dict):
-                raise SpecError(f"provider {name!r}: entry must be a table/mapping", name)
-            entries[name] = {**entries.get(name, {}), **entry}
-        for name, entry in entries.items():
+    for name, entry in overrides.items():
+        entries[name] = {**entries.get(name, {}), **entry} if isinstance(entry, dict) else entry
+    specs, errors = {}, []
+    for name, entry in entries.items():
+        try:
             specs[name] = spec_from_mapping(name, entry)
-    except SpecError as exc:
-        if file is not None and exc.provider in file.entries:
-            raise file.locate(exc) from None
-        raise
+        except SpecError as exc:
+            errors.append(file.locate(exc) if file is not None and exc.provider in file.entries else exc)
+    if errors:  # every broken entry at once, so one edit can fix them all
+        more = f" (and {len(errors) - 3} more providers)" if len(errors) > 3 else ""
+        raise SpecError("; ".join(str(error) for error in errors[:3]) + more, errors[0].provider, errors[0].problems)
     return specs
 
 
