@@ -254,7 +254,7 @@ def _problem(error: dict) -> Problem:
     if loc and loc[-1] == "[key]":  # a table's key (a param, parameter or header name) is wrong
         loc, what = loc[:-1], "name: "
     if error["type"] == "extra_forbidden":
-        return Problem(".".join(loc[:-1]), f"unknown key {loc[-1]}")
+        return Problem(".".join(loc), "unknown key")
     if error["type"] == "value_error":
         cause = error["ctx"]["error"]
         if isinstance(cause, EntryProblem):
