@@ -81,3 +81,10 @@ def test_an_issuer_lets_revocation_and_userinfo_come_from_discovery():
     spec = spec_from_mapping("idp", {"issuer": "https://idp.test", "revocation_style": "rfc7009",
                                      "account_id": {"source": "userinfo", "field": "email"}})
     assert spec.needs_discovery and spec.account_id_field == "email"
+
+
+def test_a_url_that_starts_with_a_param_needs_a_pattern_that_pins_the_scheme():
+    entry = {**BASE, "params": {"instance_url": {"pattern": "[a-z.]+", "source": "token_response"}},
+             "api_base_url": "{instance_url}/services/data/"}
+    with pytest.raises(SpecError, match="api_base_url: starts with {instance_url}: that param's pattern must start"):
+        spec_from_mapping("sf", entry)
