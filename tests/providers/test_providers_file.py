@@ -80,3 +80,20 @@ def test_lines_are_found_for_quoted_and_dotted_toml_keys(tmp_path):
     file = read_providers_file(str(path))
     assert (file.line_of("acme"), file.line_of("acme", "issuer"), file.line_of("acme", "account_id.url")) == (1, 2, 3)
     assert file.line_of("other") is None
+
+
+def test_a_yaml_syntax_error_names_the_line_without_quoting_it(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text('acme:\n  issuer: https://acme.test\n  token: "hunter2\n  x: [\n')
+    with pytest.raises(SpecError, match="cannot be read: .* at line") as caught:
+        read_providers_file(str(path))
+    assert "hunter2" not in str(caught.value)
+
+
+def test_yaml_aliases_are_walked_once_for_lines(tmp_path):
+    levels = ["a0: &a0 {" + ", ".join(f"k{i}: {i}" for i in range(50)) + "}"]
+    levels += [f"a{n}: &a{n} {{" + ", ".join(f"k{i}: *a{n - 1}" for i in range(50)) + "}" for n in range(1, 6)]
+    path = tmp_path / "p.yaml"
+    path.write_text("\n".join(levels) + "\n")
+    file = read_providers_file(str(path))  # 50**5 paths if every alias were walked again
+    assert file.line_of("a5", "k0") == 6
