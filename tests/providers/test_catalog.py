@@ -127,3 +127,16 @@ def test_only_providers_that_advertise_rfc_9207_iss_require_it():
     specs = load_specs(None)
     assert {name for name, spec in specs.items() if spec.sends_iss} == {"github", "github_app", "discord"}
     assert specs["google"].issuer == "https://accounts.google.com"  # a received iss is still checked
+
+
+def test_the_docs_override_examples_load_and_change_what_they_say(tmp_path):
+    text = (ROOT / "docs" / "providers.md").read_text("utf-8")
+    section = text.split("\n## Overriding an entry\n", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "providers.toml"
+    path.write_text(example)
+    specs = load_specs(str(path))
+    assert specs["gitlab"].params[0].pattern == r"gitlab\.example\.com"
+    assert specs["microsoft"].params == () and "{" not in specs["microsoft"].authorize_url
+    assert specs["google"].refresh_token_absolute_lifetime == 604800
+    assert specs["atlassian"].api_base_url == "https://api.atlassian.com/ex/confluence/{cloudid}/"
