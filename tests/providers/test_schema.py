@@ -40,6 +40,7 @@ reauth_error_codes = ["invalid_refresh_token", "invalid_grant", "token_revoked",
 [salesforce]
 authorize_url = "https://login.salesforce.com/services/oauth2/authorize"
 token_url = "https://login.salesforce.com/services/oauth2/token"
+revocation_url = "https://login.salesforce.com/services/oauth2/revoke"
 params = { instance_url = { pattern = "https://[A-Za-z0-9-]+(\\\\.[A-Za-z0-9-]+)*\\\\.(my\\\\.)?salesforce\\\\.com", \
 source = "token_response", path = "instance_url" } }
 api_base_url = "{instance_url}/services/data/"
