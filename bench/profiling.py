@@ -71,7 +71,7 @@ def run(ctx) -> None:
     user = "auth0|bench-profile"
     ctx.seed(db_name, user, expires_in=7200)
     app = ctx.app(db_name)
-    client = app.test_client()
+    client = app.test_client(use_cookies=False)  # no jar: each start sets a new binding cookie
     m2m = {"Authorization": f"Bearer {ctx.issuer.m2m_token()}"}
     token_path = f"/api/users/{quote(user, safe='')}/connections/stub/token"
     form = {"access_token": ctx.issuer.token(user), "provider": "stub", "return_to": RETURN_URL}
