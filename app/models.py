@@ -127,6 +127,8 @@ class AuthorizationRequest(db.Model):
     return_to: Mapped[str] = mapped_column(Text)
     code_verifier_enc: Mapped[str | None] = mapped_column(Text)
     nonce: Mapped[str | None] = mapped_column(String(64))
+    # The connect-source params the form sent, validated (app.connect.params): the token exchange needs them.
+    params: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -33,8 +33,10 @@ from ..identity import Principal
 from ..models import AuthorizationRequest, new_id, record_audit
 from ..providers import ProviderRegistry, ProviderSpec
 from ..providers.spec import NAME_RE
+from ..providers.templates import InvalidConnectionParam
 from ..refresh_expiry import note_refresh_token_expiry
 from . import outcomes
+from . import params as connection_params
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,12 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec, return_to: str) -> StartedConnect:
-    """Create the pending request (caller commits) and the redirect to the provider."""
+def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec, return_to: str,
+                  params: Mapping[str, str] | None = None) -> StartedConnect:
+    """Create the pending request (caller commits) and the redirect to the provider.
+
+    ``params``: the connect-source params, already checked (``app.connect.params.from_form``)."""
+    params = dict(params or {})
     state = ctx.signer.sign(secrets.token_urlsafe(32)).decode()
     browser_secret = secrets.token_urlsafe(32)
     verifier = oauth_client.new_pkce_verifier() if spec.pkce else None
@@ -90,13 +96,13 @@ def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec,
     request = AuthorizationRequest(
         id=new_id(), state_hash=_digest(state), browser_hash=_digest(browser_secret),
         user_id=principal.sub, provider=spec.name, return_to=return_to, nonce=nonce,
-        created_at=now, expires_at=now + REQUEST_TTL,
+        created_at=now, expires_at=now + REQUEST_TTL, params=params or None,
     )
     if verifier:
         request.code_verifier_enc = ctx.keyring.encrypt(verifier, request.aad("code_verifier"))
     db.session.add(request)
     url = oauth_client.authorize_url(spec, redirect_uri=ctx.redirect_uri_for(spec.name), state=state,
-                                     code_verifier=verifier, nonce=nonce)
+                                     code_verifier=verifier, nonce=nonce, params=params)
     return StartedConnect(url, ctx.cookie_name(request.state_hash), browser_secret)
 
 
@@ -234,12 +240,19 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
     verifier = (ctx.keyring.decrypt(request.code_verifier_enc, request.aad("code_verifier"))
                 if request.code_verifier_enc else None)
     try:
+        # The connect-source params the start checked, the callback's own: the token URL may use both.
+        params = {**(request.params or {}), **connection_params.from_callback(spec, query)}
         token = oauth_client.exchange_code(spec, code=query["code"], code_verifier=verifier,
-                                           redirect_uri=ctx.redirect_uri_for(spec.name), timeout=ctx.timeout)
+                                           redirect_uri=ctx.redirect_uri_for(spec.name), timeout=ctx.timeout,
+                                           params=params)
         if token.refresh_token is None and not spec.non_expiring_access_tokens:
             return fail("no_refresh_token")
         _check_id_token(spec, token.id_token, request.nonce)
-        account_id = oauth_client.fetch_account_id(spec, token, ctx.timeout)
+        params = connection_params.complete(spec, {**params, **connection_params.from_token(spec, token)}).as_dict()
+        account_id = oauth_client.fetch_account_id(spec, token, ctx.timeout, params)
+    except InvalidConnectionParam as exc:
+        log.warning("connect %s: %s", spec.name, exc.description)
+        return fail(outcomes.INVALID_CONNECTION_PARAM)
     except ProviderUnavailable as exc:
         log.warning("connect %s: %s", spec.name, exc.description)
         return fail("provider_unavailable")
@@ -248,7 +261,7 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
         return fail("token_exchange_failed" if exc.code == "provider_error" else exc.code)
 
     previous_status = events.status_before_connect(request.user_id, spec.name)
-    connection = upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id)
+    connection = upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id, params=params)
     note_refresh_token_expiry(connection, spec, token, new_grant=True)
     record_audit("connect", "success", actor_type="user", actor_id=request.user_id,
                  user_id=request.user_id, provider=spec.name)

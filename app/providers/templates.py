@@ -86,9 +86,10 @@ def check_value(param: ConnectionParam, value: object) -> str:
 
 
 def bind(declared: tuple[ConnectionParam, ...], values: Mapping[str, object] | None, *,
-         sources: tuple[str, ...] | None = None) -> ParamValues:
+         sources: tuple[str, ...] | None = None, partial: bool = False) -> ParamValues:
     """Check ``values`` against the ``declared`` params (of the given ``sources``; default all):
-    a required one must be there, an optional one may be absent, an undeclared one is refused."""
+    a required one must be there (unless ``partial``: some are not known yet), an optional one may
+    be absent, an undeclared one is refused."""
     values = values or {}
     wanted = {p.name: p for p in declared if sources is None or p.source in sources}
     unknown = sorted(name for name in values if name not in wanted)
@@ -97,7 +98,7 @@ def bind(declared: tuple[ConnectionParam, ...], values: Mapping[str, object] | N
     checked = {}
     for name, param in wanted.items():
         if values.get(name) in (None, ""):
-            if param.required:
+            if param.required and not partial:
                 raise InvalidConnectionParam(f"the connection parameter {name!r} is required")
             continue
         checked[name] = (check_value(param, values[name]), param.pattern)
@@ -161,8 +162,10 @@ def _secure(url: str) -> bool:
 
 
 def stored(spec: ProviderSpec, values: Mapping[str, object] | None) -> ParamValues:
-    """A connection's stored params, checked again against what the entry declares now."""
-    return bind(spec.params, {k: v for k, v in (values or {}).items() if k in {p.name for p in spec.params}})
+    """A connection's (or a connect in progress') params, each checked again against what the entry
+    declares now; one a URL needs but that is absent fails in ``render``."""
+    declared = {p.name for p in spec.params}
+    return bind(spec.params, {k: v for k, v in (values or {}).items() if k in declared}, partial=True)
 
 
 def url(spec: ProviderSpec, template: str | None, values: Mapping[str, object] | None, *,

@@ -8,6 +8,7 @@ connections.params: the values of the provider entry's declared ``params`` (a Ze
 Salesforce's instance_url, QuickBooks' realm id), validated against their patterns before they are
 stored, used by refresh, revocation, account lookup and the proxy. revocation_tasks.params: the
 same values as they were when the task's token was taken (a reconnect may change the connection's).
+authorization_requests.params: the connect-source values sent to /connect/start, for the callback.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -24,9 +25,13 @@ def upgrade():
         batch_op.add_column(sa.Column('params', sa.JSON(), nullable=True))
     with op.batch_alter_table('revocation_tasks') as batch_op:
         batch_op.add_column(sa.Column('params', sa.JSON(), nullable=True))
+    with op.batch_alter_table('authorization_requests') as batch_op:
+        batch_op.add_column(sa.Column('params', sa.JSON(), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('authorization_requests') as batch_op:
+        batch_op.drop_column('params')
     with op.batch_alter_table('revocation_tasks') as batch_op:
         batch_op.drop_column('params')
     with op.batch_alter_table('connections') as batch_op:
