@@ -7,6 +7,7 @@ configuration's problems and exits with ``EXIT_CONFIGURATION_ERROR``.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from .crypto import Keyring, generate_key
 from .errors import DecryptionError
 from .extensions import db
 from .models import AuthorizationRequest, Connection, RevocationTask
+from .providers.schema import providers_file_json_schema
 from .runtime import runtime
 from .token_store import TokenStore
 
@@ -107,6 +109,12 @@ connector = ConnectorGroup("connector", help="OAuth connector operations.")
 def generate_key_command(key_id: str | None) -> None:
     """Print a new TOKEN_ENCRYPTION_KEYS entry; put it first to start encrypting with it."""
     click.echo(generate_key(key_id or clock.now().strftime("k%Y%m%d")))
+
+
+@connector.command("providers-schema", needs_configuration=False, with_appcontext=False)
+def providers_schema_command() -> None:
+    """Print the JSON Schema of a providers file (CONNECTOR_PROVIDERS_FILE), for editors and CI checks."""
+    click.echo(json.dumps(providers_file_json_schema(), indent=2))
 
 
 @connector.command("rotate-keys")

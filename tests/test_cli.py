@@ -219,3 +219,13 @@ def test_unconfigured_help_and_generate_key_still_work():
     assert runner.invoke(args=["connector", "rotate-keys", "--help"]).exit_code == 0
     result = runner.invoke(args=["connector", "generate-key", "--key-id", "k1"])
     assert result.exit_code == 0 and parse_encryption_keys(result.output.strip())[0][0] == "k1"
+
+
+def test_providers_schema_prints_the_json_schema_on_an_empty_environment():
+    import json
+
+    from app.providers.schema import providers_file_json_schema
+
+    result = _flask_on_empty_environment("connector", "providers-schema")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == providers_file_json_schema()
