@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from string import Formatter
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..errors import InvalidRequest
-from .spec import LOOPBACK, ConnectionParam, ProviderSpec
+from .spec import ConnectionParam, ProviderSpec
+from .url_template import is_secure_url
 
 BUILT_INS = ("client_id", "token")
 MAX_VALUE_LENGTH = 255
@@ -127,7 +128,7 @@ def render(template: str, values: ParamValues, *, client_id: str | None = None, 
         else:
             raise InvalidConnectionParam(f"the connection parameter {name!r} is required")
     url = template.format(**filled)
-    if not re.fullmatch(_shape(template), url) or not _secure(url):
+    if not re.fullmatch(_shape(template), url) or not is_secure_url(url):
         raise InvalidConnectionParam("a connection parameter takes the provider's URL out of its declared shape")
     return url
 
@@ -153,12 +154,6 @@ def _shape(template: str) -> str:
             pattern.append(_QUERY_VALUE)
         text += "x"
     return "".join(pattern)
-
-
-def _secure(url: str) -> bool:
-    parts = urlsplit(url)
-    return ((parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK))
-            and bool(parts.hostname) and not parts.username and not parts.password and not parts.fragment)
 
 
 def stored(spec: ProviderSpec, values: Mapping[str, object] | None) -> ParamValues:
