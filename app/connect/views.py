@@ -96,8 +96,7 @@ def start() -> Response:
         raise Forbidden("a machine (client-credentials) token cannot connect accounts; use the user's token")
     try:
         spec = rt.registry.get(name)
-        started = start_connect(rt.connect, principal, spec, return_to, from_form(spec, form))
-        db.session.commit()
+        started = start_connect(rt.connect, principal, spec, return_to, params=from_form(spec, form))  # writes nothing
     except ConnectorError as exc:
         return _back_to_app(rt, return_to, name, exc)
     response = redirect(started.authorize_url, 303)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEvent, AuthorizationRequest, Connection
+from app.models import AuditEvent, Connection, UsedConnectAttempt
 from tests.conftest import RETURN_URL, providers_env
 from tests.connect.conftest import connection_rows
 from tests.loopback_recorder import Recorder
@@ -46,28 +46,33 @@ def _start(connect, **fields):
     return connect.start("zen", data=form)
 
 
-def _pending(app) -> list[AuthorizationRequest]:
+def _nothing_written(app) -> bool:
     with app.app_context():
-        return db.session.scalars(select(AuthorizationRequest)).all()
+        return db.session.scalars(select(UsedConnectAttempt)).all() == [] and connection_rows(app) == []
 
 
-def test_start_fills_the_authorize_url_with_the_subdomain_and_keeps_it_for_the_callback(connect, app, recorder):
+def test_start_fills_the_authorize_url_with_the_subdomain_and_seals_it_for_the_callback(connect, app, recorder):
+    from app.connect.attempt import open_cookie, open_state
+
     response = _start(connect, subdomain="acme")
     assert response.headers["Location"].startswith(f"{recorder.url}/acme/oauth/authorizations/new?")
-    assert [r.params for r in _pending(app)] == [{"subdomain": "acme"}]
+    keyring = app.extensions["connector"].keyring
+    ref = open_state(keyring, connect.authorize_params(response)["state"])
+    cookie = response.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    assert open_cookie(keyring, ref, cookie).params == {"subdomain": "acme"}
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_start_refuses_a_subdomain_off_its_pattern_and_sends_the_browser_back(connect, app, hostile):
     response = _start(connect, subdomain=hostile)
     assert _outcome(response) == {"connector_status": "error", "provider": "zen", "error": "invalid_connection_param"}
-    assert _pending(app) == [] and "Set-Cookie" not in response.headers
+    assert "Set-Cookie" not in response.headers and _nothing_written(app)
     assert hostile not in response.headers["Location"]
 
 
 def test_start_without_the_required_param_is_refused(connect, app):
-    assert _outcome(_start(connect))["error"] == "invalid_connection_param"
-    assert _pending(app) == []
+    response = _start(connect)
+    assert _outcome(response)["error"] == "invalid_connection_param" and "Set-Cookie" not in response.headers
 
 
 def test_start_answers_a_json_client_with_the_problem(connect):
