@@ -51,6 +51,9 @@ def read_providers_file(path: str) -> ProvidersFile:
             lines = _toml_lines(text)
     except RecursionError:
         raise SpecError(f"providers file {path!r} cannot be read: nested too deeply") from None
+    except yaml.MarkedYAMLError as exc:  # its str() quotes the line around the mark: say where, not what
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise SpecError(f"providers file {path!r} cannot be read: {exc.problem}{where}") from None
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise SpecError(f"providers file {path!r} cannot be read: {exc}") from None
     if not isinstance(data, dict):
@@ -66,18 +69,21 @@ def _yaml(text: str) -> tuple[object, dict[tuple[str, ...], int]]:
     finally:
         loader.dispose()
     lines: dict[tuple[str, ...], int] = {}
-    _yaml_lines(node, (), lines)
+    _yaml_lines(node, (), lines, set())
     return data, lines
 
 
-def _yaml_lines(node: yaml.Node | None, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
-    if not isinstance(node, yaml.MappingNode) or len(path) > MAX_DEPTH:
+def _yaml_lines(node: yaml.Node | None, path: tuple[str, ...], lines: dict[tuple[str, ...], int],
+                seen: set[int]) -> None:
+    # each node once: an alias points at a node already walked (no billion laughs)
+    if not isinstance(node, yaml.MappingNode) or len(path) > MAX_DEPTH or id(node) in seen:
         return
+    seen.add(id(node))
     for key_node, value_node in node.value:
         if isinstance(key_node, yaml.ScalarNode):
             key = (*path, key_node.value)
             lines.setdefault(key, key_node.start_mark.line + 1)
-            _yaml_lines(value_node, key, lines)
+            _yaml_lines(value_node, key, lines, seen)
 
 
 # tomllib gives no positions: find each [table] header and each key's first line in its table.

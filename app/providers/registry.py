@@ -101,8 +101,10 @@ class ProviderRegistry:
 def apply_discovery(spec: ProviderSpec, meta: dict) -> ProviderSpec:
     """Fill what the providers file left out from RFC 8414 / OIDC discovery metadata; the merged entry is
     validated by the same schema as a providers file."""
-    if meta.get("issuer") != spec.issuer or spec.entry is None:
+    if meta.get("issuer") != spec.issuer:
         raise ProviderUnavailable(f"discovery for provider {spec.name!r} names a different issuer")
+    if spec.entry is None:  # built in code, not from an entry: nothing to validate discovery against
+        raise ProviderUnavailable(f"provider {spec.name!r} has no entry to complete by discovery")
     entry = spec.entry.model_dump(exclude_unset=True)
     found: dict = {
         "authorize_url": spec.authorize_url or meta.get("authorization_endpoint"),
