@@ -16,6 +16,14 @@ def from_form(spec: ProviderSpec, form: Mapping[str, str]) -> dict[str, str]:
     return bind(spec.params, {k: v for k, v in form.items() if k in wanted}, sources=("connect",)).as_dict()
 
 
+def from_connection(spec: ProviderSpec, stored: Mapping[str, object] | None) -> dict[str, str]:
+    """The connect-source params a connection was made with, checked again: what a reconnect (a
+    reconnect link) sends the user back to, the same tenant. Empty for a user with no connection."""
+    wanted = {p.name for p in spec.params if p.source == "connect"}
+    found = {k: v for k, v in (stored or {}).items() if k in wanted}
+    return bind(spec.params, found, sources=("connect",), partial=not found).as_dict()
+
+
 def from_callback(spec: ProviderSpec, query: Mapping[str, str]) -> dict[str, str]:
     """The callback-source params: query parameters of the provider's redirect (QuickBooks' realmId)."""
     found = {p.name: query.get(p.path or p.name) for p in spec.params if p.source == "callback"}
