@@ -97,6 +97,25 @@ def test_expiry_from_spec_lifetimes():
     assert connection.refresh_token_idle_expires_at == later + DAY
 
 
+def test_expiry_from_the_entrys_refresh_token_expires_in_path():
+    """Read by the token client at token_response.refresh_token_expires_in (a nested path, say)."""
+    import dataclasses
+
+    from app.oauth_client import _token_response
+    from app.providers.spec import TokenPaths
+
+    now = clock.now()
+    spec = ProviderSpec("p", "P", token_response=TokenPaths(refresh_token_expires_in="grant.refresh_ttl"))
+    token = _token_response(spec, {"access_token": "a", "refresh_token": "r", "grant": {"refresh_ttl": 7200},
+                                   "refresh_token_expires_in": 999999}, ())
+    connection = Connection(refresh_token_enc="sealed", connected_at=now)
+    note_refresh_token_expiry(connection, spec, token, new_grant=True, now=now)
+    assert connection.refresh_token_expires_at == now + timedelta(seconds=7200)
+    note_refresh_token_expiry(connection, spec, dataclasses.replace(token, refresh_token_expires_in=None, raw={}),
+                              new_grant=True, now=now)
+    assert connection.refresh_token_expires_at is None
+
+
 def test_refresh_without_a_new_refresh_token_keeps_the_reported_deadline():
     now = clock.now()
     spec = ProviderSpec("p", "P")

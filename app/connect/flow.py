@@ -32,8 +32,10 @@ from ..identity import Principal
 from ..models import UsedConnectAttempt, new_id, record_audit
 from ..providers import ProviderRegistry, ProviderSpec
 from ..providers.spec import NAME_RE
+from ..providers.templates import InvalidConnectionParam
 from ..refresh_expiry import note_refresh_token_expiry
 from . import outcomes
+from . import params as connection_params
 from .attempt import ATTEMPT_TTL, AttemptRef, ConnectAttempt, open_cookie, open_state, seal
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec,
     )
     state, cookie = seal(ctx.keyring, attempt)
     url = oauth_client.authorize_url(spec, redirect_uri=ctx.redirect_uri_for(spec.name), state=state,
-                                     code_verifier=verifier, nonce=nonce)
+                                     code_verifier=verifier, nonce=nonce, params=attempt.params)
     return StartedConnect(url, ctx.cookie_name(attempt.id), cookie)
 
 
@@ -236,12 +238,19 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
         return fail("invalid_response")
     verifier = request.code_verifier
     try:
+        # The connect-source params the start checked, the callback's own: the token URL may use both.
+        values = {**(request.params or {}), **connection_params.from_callback(spec, query)}
         token = oauth_client.exchange_code(spec, code=query["code"], code_verifier=verifier,
-                                           redirect_uri=ctx.redirect_uri_for(spec.name), timeout=ctx.timeout)
+                                           redirect_uri=ctx.redirect_uri_for(spec.name), timeout=ctx.timeout,
+                                           params=values)
         if token.refresh_token is None and not spec.non_expiring_access_tokens:
             return fail("no_refresh_token")
         _check_id_token(spec, token.id_token, request.nonce)
-        account_id = oauth_client.fetch_account_id(spec, token, ctx.timeout)
+        values = connection_params.complete(spec, {**values, **connection_params.from_token(spec, token)}).as_dict()
+        account_id = oauth_client.fetch_account_id(spec, token, ctx.timeout, values)
+    except InvalidConnectionParam as exc:
+        log.warning("connect %s: %s", spec.name, exc.description)
+        return fail(outcomes.INVALID_CONNECTION_PARAM)
     except ProviderUnavailable as exc:
         log.warning("connect %s: %s", spec.name, exc.description)
         return fail("provider_unavailable")
@@ -250,7 +259,7 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
         return fail("token_exchange_failed" if exc.code == "provider_error" else exc.code)
 
     previous_status = events.status_before_connect(request.user_id, spec.name)
-    connection = upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id)
+    connection = upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id, params=values)
     note_refresh_token_expiry(connection, spec, token, new_grant=True)
     record_audit("connect", "success", actor_type="user", actor_id=request.user_id,
                  user_id=request.user_id, provider=spec.name)

@@ -12,13 +12,15 @@ import hmac
 import requests
 from authlib.integrations.base_client.errors import OAuthError
 from flask import Blueprint, Response, current_app, redirect, request, session, url_for
+from sqlalchemy import select
 
 from ..admin.auth import _exchange, _sign_in_state, _tenant
 from ..connect.flow import REQUEST_TTL, start_connect
+from ..connect.params import from_connection
 from ..errors import Forbidden, InvalidRequest, InvalidToken, NotFound
 from ..extensions import db
 from ..identity import Principal
-from ..models import record_audit
+from ..models import Connection, record_audit
 from ..runtime import runtime
 from .tokens import link_invalid, links_enabled, open_link
 
@@ -82,7 +84,11 @@ def callback() -> Response:
     return_to = rt.return_urls.check(link.return_to)
     record_audit("connect_link", "opened", actor_type="user", actor_id=link.user_id,
                  user_id=link.user_id, provider=spec.name)
-    started = start_connect(rt.connect, Principal(sub=link.user_id, is_machine=False), spec, return_to)
+    # A reconnect goes back to the tenant (subdomain, host) the connection was made with.
+    stored = db.session.scalar(select(Connection.params).where(Connection.user_id == link.user_id,
+                                                               Connection.provider == spec.name))
+    started = start_connect(rt.connect, Principal(sub=link.user_id, is_machine=False), spec, return_to,
+                            params=from_connection(spec, stored))
     db.session.commit()
     response = redirect(started.authorize_url, 303)
     response.set_cookie(started.cookie_name, started.cookie_value, max_age=int(REQUEST_TTL.total_seconds()),

@@ -173,3 +173,33 @@ class TestLinksNotConfigured:
         assert token.status_code == 409 and "reconnect_url" not in token.json
         listing = client.get("/api/connections", headers=bearer(auth0.token(USER)))
         assert "reconnect_url" not in listing.json["connections"][0]
+
+
+class TestTemplatedProvider:
+    """A reconnect link goes back to the tenant the connection was made with."""
+
+    @pytest.fixture
+    def recorder(self):
+        from tests.loopback_recorder import Recorder
+
+        with Recorder() as server:
+            yield server
+
+    @pytest.fixture
+    def env(self, recorder, tmp_path):
+        from tests.conftest import providers_env
+        from tests.links.conftest import ADMIN_CLIENT_ID
+        from tests.zen_provider import CREDENTIALS, zen_toml
+
+        return providers_env(tmp_path, zen_toml(recorder.url), ADMIN_CLIENT_ID=ADMIN_CLIENT_ID,
+                             ADMIN_CLIENT_SECRET="admin-console-secret", ADMIN_SUBS=ADMIN_SUB,
+                             CONNECT_LINK_DEFAULT_RETURN_URL=RETURN_URL, **CREDENTIALS)
+
+    def test_the_link_reconnects_at_the_connections_own_subdomain(self, app, client, links, recorder):
+        _dead_connection(app, provider="zen")
+        with app.app_context():
+            db.session.scalars(select(Connection)).one().params = {"subdomain": "acme"}
+            db.session.commit()
+        to_provider = links.sign_in(links.open(links.url(USER, "zen")), USER)
+        assert to_provider.status_code == 303
+        assert to_provider.headers["Location"].startswith(f"{recorder.url}/acme/oauth/authorizations/new?")
