@@ -1,0 +1,148 @@
+"""Each catalog provider, run through the connector against a simulator that behaves as that
+provider documents (tests/provider_sim/profiles.py): connect → token → refresh (with its
+rotation) → a dead grant (with its error shape) → revoke (with its style).
+
+The catalog entry is used as shipped, only its URLs pointed at the simulator (an override entry,
+as an operator's providers file would). The simulator refuses what its provider would refuse;
+the tests also check that each request has the shape the ENTRY declares. A failing stage means
+the entry does not describe the provider (a catalog fact), the schema cannot load it, or the
+runtime does not honour it. Storage-touching stages also run on PostgreSQL (TEST_DATABASE_URL).
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import base_env
+from tests.provider_sim.profile import Profile
+from tests.provider_sim.profiles import PROFILES
+from tests.provider_sim.server import Recorded, Simulator
+from tests.providers.conformance import (
+    Lifecycle,
+    check_client_auth,
+    check_token_request,
+    client_credentials,
+    providers_file,
+)
+
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(params=sorted(PROFILES))
+def profile(request) -> Profile:
+    return PROFILES[request.param]
+
+
+@pytest.fixture
+def sim(profile):
+    with Simulator(profile, *client_credentials(profile.name)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def env(sim, profile, tmp_path) -> dict[str, str]:
+    client_id, secret = client_credentials(profile.name)
+    prefix = profile.name.upper()
+    return base_env(CONNECTOR_PROVIDERS_FILE=providers_file(tmp_path, profile.name, sim), PROVIDER_READ_TIMEOUT="2",
+                    **{f"{prefix}_CLIENT_ID": client_id, f"{prefix}_CLIENT_SECRET": secret})
+
+
+@pytest.fixture
+def flow(app, client, auth0, sim, profile) -> Lifecycle:
+    with app.app_context():
+        spec = app.extensions["connector"].registry.get(profile.name)
+    return Lifecycle(app, client, auth0, sim, spec, profile)
+
+
+def needs_refresh_token(profile: Profile) -> None:
+    if not profile.issues_refresh_token:
+        pytest.skip(f"{profile.name} issues no refresh token and its access token does not expire")
+
+
+def test_connect_stores_the_grant_from_the_providers_answer(flow, sim, profile):
+    flow.connected()
+    (authorize,) = sim.of("authorize")
+    (token,) = sim.of("token")
+    assert ("code_challenge" in authorize.query) == flow.spec.pkce, "code_challenge sent iff the entry says pkce"
+    check_token_request(token, flow.spec, refresh=False)
+    row = flow.row()
+    assert row.status == "active"
+    assert flow.stored("access_token") == sim.latest_access(), "the stored access token is the user's"
+    expected_refresh = sim.latest_refresh() if profile.issues_refresh_token else None
+    assert flow.stored("refresh_token") == expected_refresh, "the stored refresh token is the user's"
+    if flow.spec.account_id_source != "none" and profile.account_ids:
+        assert row.external_account_id in profile.account_ids
+    assert not sim.of("unknown"), flow.trace()
+
+
+@SQLITE_ONLY
+def test_token_is_read_through_the_vault_without_a_refresh(flow, sim):
+    flow.connected()
+    response = flow.token()
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["access_token"] == sim.latest_access()
+    assert not sim.of("refresh")
+
+
+def test_refresh_stores_what_the_provider_rotates(flow, sim, profile):
+    needs_refresh_token(profile)
+    flow.connected()
+    for count in (1, 2):  # twice: a provider that rotates "sometimes" does it on the second
+        held = flow.stored("refresh_token")
+        flow.expire()
+        response = flow.token()
+        refreshes = sim.of("refresh")
+        assert len(refreshes) == count, f"expected refresh #{count}; the simulator saw {flow.trace()}"
+        assert response.status_code == 200, (response.get_json(), flow.trace())
+        check_token_request(refreshes[-1], flow.spec, refresh=True)
+        assert refreshes[-1].body.get("refresh_token") == held, "refreshed with the stored refresh token"
+        assert response.get_json()["access_token"] == sim.latest_access()
+        newest = sim.latest_refresh()
+        what = "the rotated one" if newest != held else "the old one (none new was returned)"
+        assert flow.stored("refresh_token") == newest, f"refresh #{count}: the stored refresh token must be {what}"
+        assert flow.stored("access_token") == sim.latest_access()
+
+
+def test_dead_grant_marks_the_connection_for_reconnect(flow, sim, profile):
+    needs_refresh_token(profile)
+    flow.connected()
+    sim.kill_grants()  # the user removed the app at the provider
+    flow.expire()
+    response = flow.token()
+    body = response.get_json() or {}
+    row = flow.row()
+    assert (response.status_code, body.get("code"), row.status) == (409, "reauthorization_required", "needs_reauth"), (
+        f"the provider's dead-grant answer {profile.dead_grant.status} {sorted(profile.dead_grant.body)} ended as "
+        f"HTTP {response.status_code} {body.get('code')}, status {row.status}, last error {row.last_error_code}")
+
+
+def _sent_token(record: Recorded, style: str) -> str | None:
+    bearer = record.headers.get("Authorization", "")
+    return {"rfc7009": record.form.get("token"), "json_token": record.body.get("token"),
+            "bearer": bearer.removeprefix("Bearer "), "slack_api": bearer.removeprefix("Bearer "),
+            "github_grant": record.body.get("access_token"),
+            "delete_token_url": record.path_params.get("token")}[style]
+
+
+def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
+    flow.connected()
+    access, refresh = flow.stored("access_token"), flow.stored("refresh_token")
+    response = flow.revoke()
+    assert response.status_code == 200, response.get_json()
+    remote = response.get_json()["remote_revocation"]
+    rule = profile.revocation
+    if rule is None:
+        assert not sim.of("revoke") and not sim.of("unknown"), f"no revocation is documented: {flow.trace()}"
+        assert remote == "not_supported"
+        return
+    revocations = sim.of("revoke")
+    assert len(revocations) == 1, f"one revocation request expected; the simulator saw {flow.trace()}"
+    record = revocations[0]
+    assert record.method == rule.method
+    if rule.style in ("rfc7009", "json_token", "github_grant") and rule.auth in ("basic", "post"):
+        check_client_auth(record, getattr(flow.spec, "revocation_auth", None) or flow.spec.client_auth)
+    sent = _sent_token(record, rule.style)
+    wanted = {"refresh": (refresh,), "access": (access,), "either": (access, refresh)}[rule.token]
+    assert sent in wanted, f"the revocation sent the wrong token (the provider takes: {rule.token})"
+    assert record.status == rule.ok_status, f"the simulated revocation answered {record.status}: {flow.trace()}"
+    assert remote == "done"
+    assert not sim.grant_alive(), "the grant is gone at the provider"
