@@ -27,10 +27,12 @@ REPLACE_ATTEMPTS = 5
 
 
 def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring: Keyring,
-                      external_account_id: str | None, spec: ProviderSpec | None = None) -> Connection:
+                      external_account_id: str | None, spec: ProviderSpec | None = None,
+                      params: dict[str, str] | None = None) -> Connection:
     """Create or replace the (user, provider) connection; the caller commits.
 
-    ``spec`` (default: the configured provider) decides how the replaced tokens are revoked."""
+    ``spec`` (default: the configured provider) decides how the replaced tokens are revoked.
+    ``params``: the connection's validated per-connection values (``app.providers.templates``)."""
     store = TokenStore(keyring)
     for _ in range(REPLACE_ATTEMPTS):
         connection = db.session.scalar(
@@ -38,13 +40,13 @@ def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring
             .execution_options(populate_existing=True)  # the row as it is now
         )
         if connection is not None:
-            if _replace(store, connection, token, external_account_id, spec):
+            if _replace(store, connection, token, external_account_id, spec, params):
                 return connection
             continue  # written by someone else since we read it: read again
         # Complete before the first flush: on SQLite the savepoint's release can make the row
         # visible (and durable) before the caller commits, so it must never exist half-filled.
         connection = Connection(id=new_id(), user_id=user_id, provider=provider)
-        for key, value in {**store.sealed(connection, token), **_connected_values(external_account_id)}.items():
+        for key, value in {**store.sealed(connection, token), **_connected_values(external_account_id, params)}.items():
             setattr(connection, key, value)
         try:
             with db.session.begin_nested():
@@ -56,9 +58,10 @@ def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring
     raise RuntimeError("the connection kept changing while it was being replaced")
 
 
-def _connected_values(external_account_id: str | None) -> dict:
+def _connected_values(external_account_id: str | None, params: dict[str, str] | None) -> dict:
     return {
         "status": ACTIVE, "external_account_id": external_account_id, "connected_at": clock.now(),
+        "params": dict(params) if params else None,
         "last_refreshed_at": None, "last_error_code": None, "failure_count": 0, "cooldown_until": None,
         "revoked_at": None, "remote_revocation": None,
         # A refresh still running with the old grant must not store its result over the new one.
@@ -67,7 +70,7 @@ def _connected_values(external_account_id: str | None) -> dict:
 
 
 def _replace(store: TokenStore, connection: Connection, token: TokenResponse, external_account_id: str | None,
-             spec: ProviderSpec | None) -> bool:
+             spec: ProviderSpec | None, params: dict[str, str] | None) -> bool:
     """Write the new grant over ``connection`` if nobody wrote it since we read it, and queue
     the tokens it replaces for revocation (same transaction)."""
     from .revocation import Actor, queue_revocation  # revocation imports this module's neighbours
@@ -79,17 +82,20 @@ def _replace(store: TokenStore, connection: Connection, token: TokenResponse, ex
                     connection.provider, connection.id)
         old = None
     seen = connection.version or 0
-    old_account = connection.external_account_id
+    old_account, old_params = connection.external_account_id, connection.params or None
     ids = (connection.id, connection.user_id, connection.provider)
     if not store.replace(connection, seen, {**store.sealed(connection, token),
-                                            **_connected_values(external_account_id)}):
+                                            **_connected_values(external_account_id, params)}):
         return False
     if old is not None:
-        same_account = old_account is None or external_account_id is None or old_account == external_account_id
+        # Another tenant or host (other params) is another grant, whatever the account ids say.
+        same_account = (old_params == (dict(params) if params else None)) and (
+            old_account is None or external_account_id is None or old_account == external_account_id)
         access = old.access if old.access != token.access_token else None
         refresh = old.refresh if old.refresh != token.refresh_token else None
         if refresh is None and old.refresh is not None:
             access = None  # the same grant continues under its old refresh token: nothing to revoke
         queue_revocation(store.keyring, spec, *ids, access=access, refresh=refresh,
-                         actor=Actor("system", None), reason="replaced", same_grant=same_account)
+                         actor=Actor("system", None), reason="replaced", same_grant=same_account,
+                         params=old_params)
     return True

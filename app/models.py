@@ -100,6 +100,9 @@ class Connection(db.Model):
     refresh_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     refresh_token_idle_expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     refresh_token_expiry_warned_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The per-connection values of the provider entry's ``params`` (Zendesk's subdomain, Salesforce's
+    # instance_url), each matched against its declared pattern before it was stored; not secret.
+    params: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
 
@@ -165,6 +168,8 @@ class RevocationTask(db.Model):
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    # The connection's params when the tokens were taken (its URLs; a reconnect may change them).
+    params: Mapped[dict | None] = mapped_column(JSON)
 
     def aad(self) -> bytes:
         return associated_data("revocation_task", self.id, self.user_id, self.provider, "token")

@@ -11,23 +11,30 @@ import json
 import math
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import parse_qsl
 
 import requests
+from authlib.common.urls import url_decode
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from . import clock, http
 from .errors import ProviderError, ProviderUnavailable
 from .http import new_session
-from .providers.spec import ProviderSpec
+from .providers import templates
+from .providers.spec import ErrorShape, ProviderSpec
 
 Timeout = tuple[float, float]
 MAX_BODY = 256 * 1024
 MAX_SECONDS = 10 * 366 * 24 * 3600  # an expiry further out than ten years is read as ten years
+ERROR_CODE_RE = re.compile(r"[A-Za-z0-9_]{1,64}")  # anything else is reported as provider_error
+DEFAULT_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class TokenResponse:
     scopes: tuple[str, ...]
     id_token: str | None = field(default=None, repr=False)
     raw: dict = field(default_factory=dict, repr=False)
+    # Seconds the new refresh token lives, when the provider says (at token_response.refresh_token_expires_in).
+    refresh_token_expires_in: int | None = None
 
 
 def _seconds(value: object) -> int | None:
@@ -56,30 +65,105 @@ def _retry_after(response: requests.Response) -> float | None:
     return _seconds(response.headers.get("Retry-After", ""))
 
 
-def _check_response(response: requests.Response) -> requests.Response:
-    """Authlib compliance hook: turn transient failures into ``ProviderUnavailable``."""
-    if response.status_code == 429 or response.status_code >= 500:
-        raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code}",
-                                  retry_after=_retry_after(response))
-    if len(response.content) > MAX_BODY:
-        raise ProviderUnavailable("token endpoint answered with an oversized body")
+def get_path(body: object, path: str) -> object:
+    """The value at a dotted ``path`` (``authed_user.access_token``) in a JSON object, or None."""
+    for part in path.split("."):
+        body = body.get(part) if isinstance(body, dict) else None
+    return body
+
+
+def safe_code(value: object) -> str:
+    """A provider's error code as we repeat it: a short identifier, or ``provider_error``."""
+    return value if isinstance(value, str) and ERROR_CODE_RE.fullmatch(value) else "provider_error"
+
+
+def _parse_body(response: requests.Response) -> dict:
+    """The token endpoint's body as a dict: JSON, or a form-encoded body (GitHub without Accept JSON)
+    when the response says so, whatever the provider entry declares."""
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(response.content.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            raise ProviderUnavailable("token endpoint answered a malformed form-encoded body") from None
+        if len({key for key, _ in pairs}) != len(pairs):
+            raise ProviderUnavailable("token endpoint answered a form-encoded body with repeated fields")
+        return dict(pairs)
     try:
         body = response.json()
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than the parser goes
         raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code} with a non-JSON body") from None
     if not isinstance(body, dict):
         raise ProviderUnavailable("token endpoint answered with JSON that is not an object")
-    if response.status_code >= 400 and "error" not in body:
-        raise ProviderError(f"token endpoint answered HTTP {response.status_code} without an OAuth error")
-    return response
+    return body
+
+
+def error_code(shape: ErrorShape, body: dict, status: int) -> str | None:
+    """The provider's error code if ``body`` (answered with ``status``) is an error, else None.
+
+    An HTTP error status always is; on a 2xx, a ``success_flag`` that is not true (Slack's
+    ``ok: false``), or the ``field`` present (``error``, or the entry's own with ``on_http_200``)."""
+    value = get_path(body, shape.field)
+    present = value not in (None, "")
+    if status >= 400:
+        return safe_code(value) if present else "provider_error"
+    if shape.success_flag is not None and get_path(body, shape.success_flag) is not True:
+        return safe_code(value) if present else "provider_error"
+    if present and (shape.on_http_200 or shape.field == "error"):
+        return safe_code(value)
+    return None
+
+
+def _check_response(spec: ProviderSpec):
+    """Authlib compliance hook: transient failures become ``ProviderUnavailable``, errors in the
+    entry's ``error_shape`` a ``ProviderError`` with the (sanitised) code; a form-encoded body is
+    handed on as JSON."""
+
+    def check(response: requests.Response) -> requests.Response:
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code}",
+                                      retry_after=_retry_after(response))
+        if len(response.content) > MAX_BODY:
+            raise ProviderUnavailable("token endpoint answered with an oversized body")
+        body = _parse_body(response)
+        code = error_code(spec.error_shape, body, response.status_code)
+        if code is not None:
+            raise ProviderError(f"provider {spec.name!r} rejected the token request: {code}", code=code)
+        # What Authlib parses next: JSON, without an "error" it would take for one (the shape said no).
+        response._content = json.dumps({k: v for k, v in body.items() if k != "error"}).encode()
+        return response
+
+    return check
+
+
+def _json_body(encode):
+    """Client authentication for a JSON token request (Atlassian, Notion): Authlib's, then the
+    form body it produced sent as a JSON object."""
+
+    def auth(client, method, uri, headers, body):
+        uri, headers, body = encode(client, method, uri, headers, body)
+        text = json.dumps(dict(url_decode(body or "")))
+        headers["Content-Type"] = "application/json"
+        headers["Content-Length"] = str(len(text.encode()))
+        return uri, headers, text
+
+    return auth
 
 
 def _session(spec: ProviderSpec, redirect_uri: str | None = None) -> OAuth2Session:
+    auth_method = spec.client_auth
+    if spec.token_body_format == "json":
+        encode = encode_client_secret_post if spec.client_auth == "client_secret_post" else encode_client_secret_basic
+        auth_method = _json_body(encode)
     client = http.configure(OAuth2Session(spec.client_id, spec.client_secret,
-                                          token_endpoint_auth_method=spec.client_auth, redirect_uri=redirect_uri))
-    client.register_compliance_hook("access_token_response", _check_response)
-    client.register_compliance_hook("refresh_token_response", _check_response)
+                                          token_endpoint_auth_method=auth_method, redirect_uri=redirect_uri))
+    client.register_compliance_hook("access_token_response", _check_response(spec))
+    client.register_compliance_hook("refresh_token_response", _check_response(spec))
     return client
+
+
+def _headers(spec: ProviderSpec) -> dict[str, str]:
+    return {**DEFAULT_HEADERS, **dict(spec.token_request_headers)}
 
 
 def new_pkce_verifier() -> str:
@@ -89,17 +173,17 @@ def new_pkce_verifier() -> str:
 
 
 def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_verifier: str | None,
-                  nonce: str | None) -> str:
-    params = dict(spec.extra_authorize_params)
+                  nonce: str | None, params: Mapping[str, str] | None = None) -> str:
+    query = dict(spec.extra_authorize_params)
     if code_verifier:
-        params.update(code_challenge=create_s256_code_challenge(code_verifier), code_challenge_method="S256")
+        query.update(code_challenge=create_s256_code_challenge(code_verifier), code_challenge_method="S256")
     if nonce:
-        params["nonce"] = nonce
+        query["nonce"] = nonce
     # What OAuth2Session.create_authorization_url ends in, without building a requests session per start.
-    response_type = params.pop("response_type", "code")
-    return prepare_grant_uri(spec.authorize_url, client_id=spec.client_id, response_type=response_type,
-                             redirect_uri=redirect_uri, scope=spec.scope_separator.join(spec.scopes) or None,
-                             state=state, **params)
+    response_type = query.pop("response_type", "code")
+    return prepare_grant_uri(templates.url(spec, spec.authorize_url, params), client_id=spec.client_id,
+                             response_type=response_type, redirect_uri=redirect_uri,
+                             scope=spec.scope_separator.join(spec.scopes) or None, state=state, **query)
 
 
 def _call(action, spec: ProviderSpec) -> dict:
@@ -108,9 +192,8 @@ def _call(action, spec: ProviderSpec) -> dict:
     except (ProviderUnavailable, ProviderError):
         raise
     except OAuthError as exc:
-        valid = isinstance(exc.error, str) and re.fullmatch(r"[A-Za-z0-9_]+", exc.error)
-        code = exc.error if valid else "provider_error"
-        raise ProviderError(f"provider {spec.name!r} rejected the token request: {code}", code=code[:64]) from None
+        code = safe_code(exc.error)
+        raise ProviderError(f"provider {spec.name!r} rejected the token request: {code}", code=code) from None
     except requests.Timeout:
         raise ProviderUnavailable(f"provider {spec.name!r} timed out") from None
     except requests.RequestException as exc:
@@ -124,20 +207,20 @@ def _malformed(spec: ProviderSpec, what: str) -> ProviderUnavailable:
     return ProviderUnavailable(f"provider {spec.name!r} answered a malformed token response ({what})")
 
 
-def _optional_string(spec: ProviderSpec, body: dict, key: str, limit: int = 64 * 1024) -> str | None:
+def _optional_string(spec: ProviderSpec, body: dict, path: str, limit: int = 64 * 1024) -> str | None:
     """A string field that may be absent (or null/empty); any other type is a malformed response."""
-    value = body.get(key)
+    value = get_path(body, path)
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > limit:
-        raise _malformed(spec, f"{key} is not a string")
+        raise _malformed(spec, f"{path} is not a string")
     return value
 
 
 def _expires_at(spec: ProviderSpec, body: dict) -> datetime | None:
     """From expires_in; without one, the provider's default_access_token_ttl, unless the provider
     declares non-expiring access tokens (GitHub OAuth apps)."""
-    raw = body.get("expires_in")
+    raw = get_path(body, spec.token_response.expires_in)
     if raw is None or raw == "":
         if spec.non_expiring_access_tokens:
             return None
@@ -149,7 +232,7 @@ def _expires_at(spec: ProviderSpec, body: dict) -> datetime | None:
 
 
 def _scopes(spec: ProviderSpec, body: dict, requested: tuple[str, ...]) -> tuple[str, ...]:
-    scope = body.get("scope")
+    scope = get_path(body, spec.token_response.scope)
     if scope is None:
         return requested
     if isinstance(scope, str):  # RFC 6749: space-separated; GitHub: comma-separated
@@ -160,60 +243,83 @@ def _scopes(spec: ProviderSpec, body: dict, requested: tuple[str, ...]) -> tuple
 
 
 def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str, ...]) -> TokenResponse:
-    """Validate every field we use; a field of the wrong type is a malformed response, never a crash
-    and never silently dropped (a refresh_token that is a number is not "no refresh token")."""
+    """Validate every field we use, read where the entry's ``token_response`` paths say; a field of
+    the wrong type is a malformed response, never a crash and never silently dropped (a
+    refresh_token that is a number is not "no refresh token")."""
     if not isinstance(body, dict):
         raise _malformed(spec, "not a JSON object")
-    access_token = _optional_string(spec, body, "access_token")
+    paths = spec.token_response
+    access_token = _optional_string(spec, body, paths.access_token)
     if access_token is None:
         raise ProviderUnavailable(f"provider {spec.name!r} answered without an access_token")
-    token_type = _optional_string(spec, body, "token_type") or "Bearer"
+    token_type = _optional_string(spec, body, paths.token_type) or "Bearer"
+    refresh_ttl = get_path(body, paths.refresh_token_expires_in)
     return TokenResponse(
         access_token=access_token,
-        refresh_token=_optional_string(spec, body, "refresh_token"),
+        refresh_token=_optional_string(spec, body, paths.refresh_token),
         token_type=token_type[:32],
         expires_at=_expires_at(spec, body),
         scopes=_scopes(spec, body, requested_scopes),
         id_token=_optional_string(spec, body, "id_token"),
         raw=body,
+        refresh_token_expires_in=None if refresh_ttl in (None, "") else _seconds(refresh_ttl),
     )
 
 
 def exchange_code(spec: ProviderSpec, *, code: str, code_verifier: str | None, redirect_uri: str,
-                  timeout: Timeout) -> TokenResponse:
+                  timeout: Timeout, params: Mapping[str, str] | None = None) -> TokenResponse:
+    """The code exchange at the entry's token_url (filled with the connection's ``params``)."""
+    url = templates.url(spec, spec.token_url, params)
     client = _session(spec, redirect_uri)
-    extra = {"code_verifier": code_verifier} if code_verifier else {}
-    body = _call(lambda: client.fetch_token(spec.token_url, code=code, timeout=timeout, **extra), spec)
+    extra = {**dict(spec.token_params), **({"code_verifier": code_verifier} if code_verifier else {})}
+    body = _call(lambda: client.fetch_token(url, code=code, timeout=timeout, headers=_headers(spec), **extra), spec)
     return _token_response(spec, body, spec.scopes)
 
 
-def refresh(spec: ProviderSpec, *, refresh_token: str, scopes: tuple[str, ...], timeout: Timeout) -> TokenResponse:
+def refresh(spec: ProviderSpec, *, refresh_token: str, scopes: tuple[str, ...], timeout: Timeout,
+            params: Mapping[str, str] | None = None, redirect_uri: str | None = None) -> TokenResponse:
+    """A refresh at the entry's refresh_url (default token_url), with its refresh_params, and the
+    redirect URI where the entry says the provider wants it (GitLab)."""
+    try:
+        url = templates.url(spec, spec.refresh_url or spec.token_url, params)
+    except templates.InvalidConnectionParam as exc:  # stored params the entry no longer accepts
+        raise ProviderError(exc.description, code=exc.code) from None
     client = _session(spec)
-    body = _call(lambda: client.refresh_token(spec.token_url, refresh_token=refresh_token, timeout=timeout), spec)
+    extra = dict(spec.refresh_params)
+    if spec.refresh_sends_redirect_uri and redirect_uri:
+        extra["redirect_uri"] = redirect_uri
+    body = _call(lambda: client.refresh_token(url, refresh_token=refresh_token, timeout=timeout,
+                                              headers=_headers(spec), **extra), spec)
     return _token_response(spec, body, scopes)
 
 
-def fetch_account_id(spec: ProviderSpec, token: TokenResponse, timeout: Timeout) -> str | None:
-    """The user's id at the provider, read where the spec says."""
+def fetch_account_id(spec: ProviderSpec, token: TokenResponse, timeout: Timeout,
+                     params: Mapping[str, str] | None = None) -> str | None:
+    """The user's id at the provider, read where the spec says (``param``: one of the connection's
+    ``params``, e.g. QuickBooks' realm id)."""
     if spec.account_id_source == "none":
         return None
-    if spec.account_id_source == "token_response":
-        data = token.raw
+    if spec.account_id_source == "param":
+        data = (params or {}).get(spec.account_id_field)
     else:
-        data = _userinfo(spec, token, timeout)
-    for part in spec.account_id_field.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
+        if spec.account_id_source == "token_response":
+            data = token.raw
+        else:
+            data = _userinfo(spec, token, timeout, params)
+        data = get_path(data, spec.account_id_field)
     if data is None or isinstance(data, (dict, list, bool)) or str(data) == "":
         raise ProviderError(f"provider {spec.name!r} account lookup has no {spec.account_id_field!r}",
                             code="account_lookup_failed")
     return str(data)[:255]
 
 
-def _userinfo(spec: ProviderSpec, token: TokenResponse, timeout: Timeout) -> object:
+def _userinfo(spec: ProviderSpec, token: TokenResponse, timeout: Timeout,
+              params: Mapping[str, str] | None) -> object:
     """GET the account URL with the new token: a JSON body of at most MAX_BODY bytes, read within the
     whole-exchange deadline."""
     try:
-        response = new_session().get(spec.account_id_url, timeout=timeout, allow_redirects=False, stream=True,
+        url = templates.url(spec, spec.account_id_url, params)
+        response = new_session().get(url, timeout=timeout, allow_redirects=False, stream=True,
                                      headers={"Authorization": f"Bearer {token.access_token}",
                                               "Accept": "application/json"})
         if response.status_code != 200:

@@ -53,7 +53,10 @@ def refresh_token_deadlines(connection: Connection, spec: ProviderSpec | None, t
     previous = connection.refresh_token_expires_at
     candidates: list[datetime] = []
     if token.refresh_token is not None:  # a new refresh token: what the provider says about it
-        reported = _seconds(token.raw.get("refresh_token_expires_in"))
+        # Read at the entry's token_response.refresh_token_expires_in path by the token client.
+        reported = token.refresh_token_expires_in
+        if reported is None:
+            reported = _seconds(token.raw.get("refresh_token_expires_in"))
         if reported is not None:
             candidates.append(now + timedelta(seconds=reported))
     elif previous is not None and not new_grant:  # the old refresh token stays in use, and so does its deadline

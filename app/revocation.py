@@ -24,7 +24,7 @@ from .events import outbox as events
 from .extensions import db
 from .http import configure, new_session
 from .models import REVOKED, Connection, RevocationTask, new_id, record_audit
-from .providers import ProviderSpec
+from .providers import ProviderSpec, templates
 from .runtime import Runtime, runtime
 from .token_store import TokenStore
 
@@ -115,8 +115,8 @@ def _wipe(rt: Runtime, connection: Connection, spec: ProviderSpec | None, actor:
         log.warning("revoking %s/%s: its tokens cannot be decrypted; wiped, not revoked at the provider",
                     connection.provider, connection.id)
     if values["remote_revocation"] == "pending":
-        task = _new_task(rt.keyring, style, connection.id, connection.user_id, connection.provider,
-                         access=access, refresh=refresh, actor=actor, created_at=now)
+        task = _new_task(rt.keyring, spec, connection.id, connection.user_id, connection.provider,
+                         access=access, refresh=refresh, actor=actor, created_at=now, params=connection.params)
     events.on_revoked(connection, actor.type, values["remote_revocation"] or "none")
     record_audit("revoke", "revoked", actor_type=actor.type, actor_id=actor.id, user_id=connection.user_id,
                  provider=connection.provider, **detail)
@@ -124,13 +124,23 @@ def _wipe(rt: Runtime, connection: Connection, spec: ProviderSpec | None, actor:
     return task
 
 
-def _new_task(keyring: Keyring, style: str, connection_id: str, user_id: str, provider: str, *,
-              access: str | None, refresh: str | None, actor: Actor, created_at) -> RevocationTask:
-    # GitHub's grant API takes the access token; RFC 7009 prefers the refresh token (it kills the grant).
-    token, hint = (access, "access_token") if style == "github_grant" or not refresh else (refresh, "refresh_token")
+ACCESS_TOKEN_STYLES = ("github_grant", "bearer")  # these send the access token whatever the entry says
+
+
+def _new_task(keyring: Keyring, spec: ProviderSpec | None, connection_id: str, user_id: str, provider: str, *,
+              access: str | None, refresh: str | None, actor: Actor, created_at,
+              params: dict | None = None) -> RevocationTask:
+    # The entry's revocation_token (default: the refresh token, which ends the grant under RFC 7009);
+    # GitHub's grant API and Bearer revocation take the access token. Either falls back to the other.
+    style = _style(spec)
+    wants_access = style in ACCESS_TOKEN_STYLES or (spec is not None and spec.revocation_token == "access")
+    if (wants_access and access) or not refresh:
+        token, hint = access, "access_token"
+    else:
+        token, hint = refresh, "refresh_token"
     task = RevocationTask(connection_id=connection_id, user_id=user_id, provider=provider, token_type_hint=hint,
                           actor_type=actor.type, actor_id=actor.id, id=new_id(), created_at=created_at,
-                          next_attempt_at=created_at)
+                          next_attempt_at=created_at, params=dict(params) if params else None)
     task.token_enc = keyring.encrypt(token, task.aad())
     db.session.add(task)
     return task
@@ -138,7 +148,7 @@ def _new_task(keyring: Keyring, style: str, connection_id: str, user_id: str, pr
 
 def queue_revocation(keyring: Keyring, spec: ProviderSpec | None, connection_id: str, user_id: str,
                      provider: str, *, access: str | None, refresh: str | None, actor: Actor, reason: str,
-                     same_grant: bool) -> RevocationTask | None:
+                     same_grant: bool, params: dict | None = None) -> RevocationTask | None:
     """Queue tokens that no connection holds any more (replaced by a reconnect, or received by a
     refresh that lost its row) for ``retry-revocations``; the caller commits.
 
@@ -151,8 +161,8 @@ def queue_revocation(keyring: Keyring, spec: ProviderSpec | None, connection_id:
     grant_wide = style == "github_grant" or (spec is not None and spec.revocation_revokes_grant)
     if style == "none" or not (access or refresh) or (same_grant and grant_wide):
         return None
-    task = _new_task(keyring, style, connection_id, user_id, provider, access=access, refresh=refresh,
-                     actor=actor, created_at=clock.now())
+    task = _new_task(keyring, spec, connection_id, user_id, provider, access=access, refresh=refresh,
+                     actor=actor, created_at=clock.now(), params=params)
     record_audit("revoke_remote", "queued", actor_type=actor.type, actor_id=actor.id, user_id=user_id,
                  provider=provider, reason=reason)
     log.info("tokens of %s/%s %s: queued for revocation at the provider", provider, connection_id, reason)
@@ -182,10 +192,13 @@ def _attempt(rt: Runtime, task: RevocationTask, spec: ProviderSpec | None) -> st
             raise ProviderUnavailable("provider discovery failed", code="discovery_failed")
         unsupported = spec.revocation_style == "none"
         if not unsupported:
-            revoke_remote(spec, rt.keyring.decrypt(task.token_enc, task.aad()), task.token_type_hint, rt.timeout)
+            revoke_remote(spec, rt.keyring.decrypt(task.token_enc, task.aad()), task.token_type_hint, rt.timeout,
+                          params=task.params)
     except ProviderUnavailable as exc:
         error = exc.code
-    except (UnknownProvider, DecryptionError) as exc:
+    except (UnknownProvider, DecryptionError, templates.InvalidConnectionParam) as exc:
+        # None of these gets better by waiting: the provider or key is gone, or the stored params
+        # no longer match the entry.
         error, final = exc.code, True
     task.attempts += 1
     connection = db.session.get(Connection, task.connection_id)
@@ -222,29 +235,75 @@ def _revoked_by(connection: Connection | None, task: RevocationTask) -> bool:
             and task.created_at == connection.revoked_at)
 
 
-def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[float, float]) -> None:
-    """Revoke ``token`` at the provider; raises ``ProviderUnavailable`` when it should be retried."""
+def _revocation_auth(spec: ProviderSpec) -> str:
+    return spec.revocation_auth or spec.client_auth
+
+
+def _no_client_auth(client, method, uri, headers, body):
+    return uri, headers, body
+
+
+def _credentials(spec: ProviderSpec) -> tuple[dict, tuple[str, str] | None]:
+    """Body fields and Basic credentials for a non-RFC 7009 request, as ``revocation_auth`` says."""
+    method = _revocation_auth(spec)
+    if method == "client_secret_basic":
+        return {}, (spec.client_id, spec.client_secret)
+    if method == "client_secret_post":
+        return {"client_id": spec.client_id, "client_secret": spec.client_secret}, None
+    if method == "client_id_post":
+        return {"client_id": spec.client_id}, None
+    return {}, None
+
+
+def _send(spec: ProviderSpec, url: str, token: str, hint: str, timeout: tuple[float, float]) -> requests.Response:
+    """One revocation request in the entry's style (see REVOCATION_STYLES in app/providers/spec.py)."""
+    style = spec.revocation_style
+    request = dict(timeout=timeout, allow_redirects=False)
+    if style == "github_grant":
+        return new_session().delete(url, json={"access_token": token}, auth=(spec.client_id, spec.client_secret),
+                                    headers={"Accept": "application/vnd.github+json"}, **request)
+    if style == "bearer":
+        return new_session().request(spec.revocation_method, url, headers={"Authorization": f"Bearer {token}"},
+                                     **request)
+    if style == "delete_token_url":  # the token is in the URL ({token}); nothing else is sent
+        return new_session().delete(url, **request)
+    if style == "json_token":
+        fields, basic = _credentials(spec)
+        return new_session().request(spec.revocation_method, url, json={"token": token, **fields}, auth=basic,
+                                     headers={"Accept": "application/json"}, **request)
+    # rfc7009 through Authlib: POST (RFC 7009 §2.1, whatever revocation_method says) form
+    # token=…&token_type_hint=…, with the client authentication (client_id_post: Authlib's "none").
+    method = _revocation_auth(spec)
+    auth = {"client_id_post": "none", "none": _no_client_auth}.get(method, method)
+    client = configure(OAuth2Session(spec.client_id, spec.client_secret, revocation_endpoint_auth_method=auth))
+    return client.revoke_token(url, token=token, token_type_hint=hint, **request)
+
+
+def _done(style: str, status: int) -> bool:
+    if 200 <= status < 300:  # RFC 7009: 200 even for an unknown token; 204 from DELETE-style APIs
+        return True
+    # 404: the grant or token is already gone. GitHub documents 422 as "validation failed, or the
+    # endpoint has been spammed": not a proof of revocation, so it is retried like a 5xx.
+    if style in ("github_grant", "delete_token_url") and status == 404:
+        return True
+    return style == "bearer" and status == 401  # the token itself no longer works
+
+
+def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[float, float],
+                  params: dict | None = None) -> None:
+    """Revoke ``token`` at the provider (its revocation_url filled with the connection's ``params``);
+    raises ``ProviderUnavailable`` when it should be retried, ``InvalidConnectionParam`` when the
+    stored params no longer fit the entry."""
+    url = templates.url(spec, spec.revocation_url, params,
+                        token=token if spec.revocation_style == "delete_token_url" else None)
     try:
-        if spec.revocation_style == "github_grant":
-            url = spec.revocation_url.replace("{client_id}", spec.client_id)
-            response = new_session().delete(url, json={"access_token": token},
-                                            auth=(spec.client_id, spec.client_secret), timeout=timeout,
-                                            headers={"Accept": "application/vnd.github+json"}, allow_redirects=False)
-            # 404: the grant is already gone. GitHub documents 422 as "validation failed, or the
-            # endpoint has been spammed": not a proof of revocation, so it is retried like a 5xx.
-            ok = response.status_code in (204, 404)
-        else:
-            # The one HTTP client: whole-exchange deadline, shared pool, User-Agent, no proxies from env.
-            client = configure(OAuth2Session(spec.client_id, spec.client_secret,
-                                             revocation_endpoint_auth_method=spec.client_auth))
-            response = client.revoke_token(spec.revocation_url, token=token, token_type_hint=hint, timeout=timeout,
-                                           allow_redirects=False)
-            ok = response.status_code == 200  # RFC 7009: 200 even for an unknown token
+        # The one HTTP client: whole-exchange deadline, shared pool, User-Agent, no proxies from env.
+        response = _send(spec, url, token, hint, timeout)
     except requests.Timeout:
         raise ProviderUnavailable("revocation timed out", code="timeout") from None
     except (requests.RequestException, OAuthError):
         raise ProviderUnavailable("revocation request failed", code="unreachable") from None
-    if not ok:
+    if not _done(spec.revocation_style, response.status_code):
         status = response.status_code
         raise ProviderUnavailable(f"revocation answered HTTP {status}", code=f"http_{status}")
 

@@ -44,6 +44,7 @@ from .events import outbox as events
 from .extensions import db
 from .models import ACTIVE, NEEDS_REAUTH, Connection, record_audit
 from .observability import metrics
+from .providers.templates import InvalidConnectionParam
 from .refresh_expiry import refresh_token_deadlines
 from .runtime import STORE_MARGIN, Runtime, VaultSettings, runtime
 from .token_store import TokenStore
@@ -354,6 +355,7 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         refreshed_from = connection.refresh_token_enc
         refresh_token = rt.keyring.decrypt(refreshed_from, connection.aad("refresh_token"))
         scopes = tuple(connection.scope_list)
+        params = dict(connection.params or {})
         _commit_keeping(connection)  # no transaction stays open while the provider answers
         if time.monotonic() + sum(rt.timeout) > leased_at + settings.lease.total_seconds():
             # The database was slow to get here: the call might outlive the lease.
@@ -364,7 +366,8 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
     try:
         refresh_stats.start(connection.provider)
         with metrics.refresh_timer(connection.provider):
-            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
+            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout,
+                                         params=params, redirect_uri=rt.connect.redirect_uri_for(spec.name))
     except (ProviderError, ProviderUnavailable) as exc:
         try:
             _refresh_failed(rt, connection, owner, exc)
@@ -376,7 +379,7 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         _release_quietly(connection_id, owner)
         raise
     # From here the provider may have rotated the refresh token: the new one must be stored.
-    return _store(rt, connection, owner, token, refreshed_from, refresh_token,
+    return _store(rt, connection, owner, token, refreshed_from, refresh_token, params,
                   stop=leased_at + settings.lease.total_seconds() + settings.store_deadline)
 
 
@@ -386,7 +389,9 @@ def _refresh_failed(rt: Runtime, connection: Connection, owner: str, exc: Except
     if not _hold(connection_id, owner, rt.vault):
         raise _lost(connection_id) from None
     if isinstance(exc, ProviderError):
-        if exc.code in spec_reauth_codes(rt, connection.provider):
+        # The entry's reauth_error_codes, or stored params the entry no longer accepts: either way
+        # only a new connect helps.
+        if exc.code in spec_reauth_codes(rt, connection.provider) or exc.code == InvalidConnectionParam.code:
             _mark_needs_reauth(connection, owner, exc.code)
             raise ReauthorizationRequired(f"the provider rejected the stored grant ({exc.code})") from None
         retry_after = _record_failure(rt, connection, owner, exc.code, None)
@@ -400,7 +405,7 @@ STORE_BACKOFF_MAX = 2.0  # seconds between store attempts, at most
 
 
 def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.TokenResponse,
-           refreshed_from: str, old_refresh: str, *, stop: float) -> AccessToken:
+           refreshed_from: str, old_refresh: str, params: dict, *, stop: float) -> AccessToken:
     """Write the new tokens and release the lease in one conditional statement (``TokenStore``):
     only onto the row still leased by us and still holding the refresh token we refreshed from.
 
@@ -449,7 +454,7 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
             continue
         # The row is not ours any more (revoked, reconnected, taken over): what we received is
         # held by no connection; revoke it rather than leave a live grant behind.
-        _discard(rt, current, ids, token)
+        _discard(rt, current, ids, token, params)
         raise _lost(connection_id)
 
 
@@ -485,7 +490,7 @@ STORE_BUSY_MS = 2000
 
 
 def _discard(rt: Runtime, current: Connection | None, ids: tuple[str, str, str],
-             token: oauth_client.TokenResponse) -> None:
+             token: oauth_client.TokenResponse, params: dict) -> None:
     """Queue the tokens a refresh received but could not store for revocation, and try once."""
     from .revocation import Actor, attempt_queued, queue_revocation
 
@@ -494,7 +499,8 @@ def _discard(rt: Runtime, current: Connection | None, ids: tuple[str, str, str],
     same_grant = current is not None and current.status == ACTIVE
     try:
         task = queue_revocation(rt.keyring, None, *ids, access=token.access_token, refresh=token.refresh_token,
-                                actor=Actor("system", None), reason="refresh_lost", same_grant=same_grant)
+                                actor=Actor("system", None), reason="refresh_lost", same_grant=same_grant,
+                                params=params)
         db.session.commit()
     except DBAPIError:
         _rollback_quietly()

@@ -1,6 +1,7 @@
 """Calling a provider's API on the user's behalf: the provider token never reaches the browser.
 
-Only the provider's configured API base URL is reachable; the incoming
+Only the provider's configured API base URL is reachable (a templated one, e.g.
+``https://{subdomain}.zendesk.com/api/v2/``, filled with the connection's own validated params); the incoming
 Authorization header and cookies are never forwarded, redirects are not
 followed, and bodies and time are bounded.
 """
@@ -15,11 +16,12 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 
 from .. import clock, http
-from ..errors import InvalidRequest, NotFound, ProviderError, ProviderUnavailable
+from ..errors import InvalidRequest, NotFound, ProviderError, ProviderUnavailable, ReauthorizationRequired
 from ..extensions import db
 from ..http import new_session
 from ..models import Connection
 from ..observability.metrics import count_proxy_requests
+from ..providers import templates
 from ..runtime import runtime
 from ..vault import AccessToken, get_access_token
 from .access import user_access
@@ -108,7 +110,7 @@ def proxy(provider: str, path: str) -> Response:
     spec = runtime().registry.get(provider)
     if not spec.api_base_url:
         raise NotFound(f"provider {provider!r} has no API base URL configured")
-    url = target_url(spec.api_base_url, _raw_path(provider), request.query_string)
+    url = target_url(_base_url(spec, principal.sub), _raw_path(provider), request.query_string)
     limit = current_app.config["PROXY_MAX_BODY_BYTES"]
     # The whole body is read (413 past the limit, whatever its framing) before anything is sent.
     request.max_content_length = limit
@@ -133,6 +135,23 @@ def proxy(provider: str, path: str) -> Response:
                             code="upstream_redirect")
     content = _read_limited(upstream, deadline, limit)
     return _passed_through(Response(content, status=upstream.status_code), upstream, RESPONSE_HEADERS)
+
+
+def _base_url(spec, user_id: str) -> str:
+    """The API base URL for this user's connection: a templated one filled with its params."""
+    if not templates.placeholders(spec.api_base_url):
+        return spec.api_base_url
+    row = db.session.execute(
+        select(Connection.id, Connection.params).where(Connection.user_id == user_id, Connection.provider == spec.name)
+    ).first()
+    if row is None:
+        raise NotFound(f"user has no {spec.name!r} connection")
+    try:
+        return templates.url(spec, spec.api_base_url, row.params)
+    except templates.InvalidConnectionParam:
+        # Stored before the entry changed its pattern: only a new connect gives usable values.
+        raise ReauthorizationRequired(f"the {spec.name!r} connection's parameters no longer fit the provider "
+                                      "entry; the user must connect again") from None
 
 
 class NotModified(Response):

@@ -30,6 +30,7 @@ def connection_json(connection: Connection) -> dict:
         "status": connection.status,
         "scopes": connection.scope_list,
         "external_account_id": connection.external_account_id,
+        "params": dict(connection.params or {}),
         "connected_at": _iso(connection.connected_at),
         "last_refreshed_at": _iso(connection.last_refreshed_at),
         "access_token_expires_at": _iso(connection.access_token_expires_at),
@@ -40,8 +41,14 @@ def connection_json(connection: Connection) -> dict:
 @user_access
 def providers() -> dict:
     require_user()
-    return {"providers": [{"name": spec.name, "display_name": spec.display_name, "scopes": list(spec.scopes)}
-                          for spec in runtime().registry.enabled()]}
+    return {"providers": [{"name": spec.name, "display_name": spec.display_name, "scopes": list(spec.scopes),
+                           "params": _connect_params(spec)} for spec in runtime().registry.enabled()]}
+
+
+def _connect_params(spec) -> list[dict]:
+    """What the connect form must send for ``spec``: its connect-source params."""
+    return [{"name": p.name, "pattern": p.pattern, "required": p.required, "description": p.description}
+            for p in spec.params if p.source == "connect"]
 
 
 @bp.get("/connections")

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from importlib import resources
 
 import requests
-import yaml
 
 from ..errors import ProviderUnavailable, UnknownProvider
 from ..http import get_json, new_session
+from .providers_file import read_providers_file
 from .spec import ProviderSpec, SpecError, spec_from_mapping
 
 log = logging.getLogger(__name__)
@@ -20,33 +20,30 @@ log = logging.getLogger(__name__)
 
 def read_entries(path: str) -> dict:
     """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) providers file."""
-    try:
-        if path.endswith((".yaml", ".yml")):
-            with open(path, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
-        else:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-    except RecursionError:
-        raise SpecError(f"providers file {path!r} cannot be read: nested too deeply") from None
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise SpecError(f"providers file {path!r} cannot be read: {exc}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"providers file {path!r} must map provider names to entries")
-    return data
+    return read_providers_file(path).entries
 
 
 def load_specs(providers_file: str | None, extra: Mapping[str, dict] | None = None) -> dict[str, ProviderSpec]:
+    """The catalog, overridden key by key by ``extra`` and the providers file, each entry validated."""
     catalog = tomllib.loads(resources.files(__package__).joinpath("catalog.toml").read_text("utf-8"))
     entries = {name: dict(entry) for name, entry in catalog.items()}
     overrides = dict(extra or {})
-    if providers_file:
-        overrides.update(read_entries(providers_file))
-    for name, entry in overrides.items():
-        if not isinstance(entry, dict):
-            raise SpecError(f"provider {name!r}: entry must be a table/mapping")
-        entries[name] = {**entries.get(name, {}), **entry}
-    return {name: spec_from_mapping(name, entry) for name, entry in entries.items()}
+    file = read_providers_file(providers_file) if providers_file else None
+    if file is not None:
+        overrides.update(file.entries)
+    specs = {}
+    try:
+        for name, entry in overrides.items():
+            if not isinstance(entry, dict):
+                raise SpecError(f"provider {name!r}: entry must be a table/mapping", name)
+            entries[name] = {**entries.get(name, {}), **entry}
+        for name, entry in entries.items():
+            specs[name] = spec_from_mapping(name, entry)
+    except SpecError as exc:
+        if file is not None and exc.provider in file.entries:
+            raise file.locate(exc) from None
+        raise
+    return specs
 
 
 class ProviderRegistry:
@@ -103,43 +100,30 @@ class ProviderRegistry:
 
 
 def apply_discovery(spec: ProviderSpec, meta: dict) -> ProviderSpec:
-    """Fill what the providers file left out from RFC 8414 / OIDC discovery metadata."""
-    if meta.get("issuer") != spec.issuer:
+    """Fill what the providers file left out from RFC 8414 / OIDC discovery metadata; the merged entry is
+    validated by the same schema as a providers file."""
+    if meta.get("issuer") != spec.issuer or spec.entry is None:
         raise ProviderUnavailable(f"discovery for provider {spec.name!r} names a different issuer")
-    entry: dict = {
+    entry = spec.entry.model_dump(exclude_unset=True)
+    found: dict = {
         "authorize_url": spec.authorize_url or meta.get("authorization_endpoint"),
         "token_url": spec.token_url or meta.get("token_endpoint"),
         "sends_iss": spec.sends_iss or meta.get("authorization_response_iss_parameter_supported") is True,
     }
     if spec.revocation_url is None and meta.get("revocation_endpoint"):
-        entry["revocation_url"] = meta["revocation_endpoint"]
-        entry["revocation_style"] = "rfc7009"
+        found["revocation_url"] = meta["revocation_endpoint"]
+        found["revocation_style"] = "rfc7009"
     if spec.account_id_source == "userinfo" and spec.account_id_url is None:
-        entry["account_id_url"] = meta.get("userinfo_endpoint")
+        found["account_id"] = {**entry.get("account_id", {"source": "userinfo"}), "url": meta.get("userinfo_endpoint")}
     methods = meta.get("token_endpoint_auth_methods_supported")
     if not isinstance(methods, list) or not methods:  # absent, or of the wrong shape: RFC 8414's default
         methods = ["client_secret_basic"]
     if spec.client_auth not in methods and "client_secret_post" in methods:
-        entry["client_auth"] = "client_secret_post"
+        found["client_auth"] = "client_secret_post"
     try:
-        resolved = spec_from_mapping(spec.name, _as_entry(dataclasses.replace(spec, **entry)))
+        resolved = spec_from_mapping(spec.name, {**entry, **found})
     except SpecError as exc:
         raise ProviderUnavailable(f"discovery for provider {spec.name!r} is unusable: {exc}") from None
+    if resolved.needs_discovery:
+        raise ProviderUnavailable(f"discovery for provider {spec.name!r} names no authorization or token endpoint")
     return dataclasses.replace(resolved, client_id=spec.client_id, client_secret=spec.client_secret)
-
-
-def _as_entry(spec: ProviderSpec) -> dict:
-    """Turn a spec back into a catalog entry so discovery results get the same validation."""
-    entry = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
-             if f.name not in ("name", "client_id", "client_secret", "account_id_source",
-                               "account_id_url", "account_id_field")}
-    entry = {k: v for k, v in entry.items() if v is not None}
-    if spec.non_expiring_access_tokens:
-        entry.pop("default_access_token_ttl", None)
-    entry["scopes"] = list(spec.scopes)
-    entry["reauth_error_codes"] = list(spec.reauth_error_codes)
-    entry["extra_authorize_params"] = dict(spec.extra_authorize_params)
-    entry["account_id"] = {"source": spec.account_id_source, "field": spec.account_id_field}
-    if spec.account_id_url:
-        entry["account_id"]["url"] = spec.account_id_url
-    return entry
