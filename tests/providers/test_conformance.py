@@ -138,8 +138,10 @@ def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
     assert len(revocations) == 1, f"one revocation request expected; the simulator saw {flow.trace()}"
     record = revocations[0]
     assert record.method == rule.method
-    if rule.style in ("rfc7009", "json_token", "github_grant") and rule.auth in ("basic", "post"):
-        check_client_auth(record, getattr(flow.spec, "revocation_auth", None) or flow.spec.client_auth)
+    if rule.style == "github_grant":  # the style itself is Basic client_id:secret
+        check_client_auth(record, "client_secret_basic")
+    elif rule.style in ("rfc7009", "json_token") and rule.auth in ("basic", "post"):
+        check_client_auth(record, flow.spec.revocation_auth or flow.spec.client_auth)
     sent = _sent_token(record, rule.style)
     wanted = {"refresh": (refresh,), "access": (access,), "either": (access, refresh)}[rule.token]
     assert sent in wanted, f"the revocation sent the wrong token (the provider takes: {rule.token})"
