@@ -20,7 +20,8 @@ CLIENT_AUTH = ("basic", "post", "either")
 REVOCATION_AUTH = ("basic", "post", "either", "client_id_post", "none", "any")
 # rfc7009: POST form token=; json_token: POST JSON {"token"}; bearer: the access token as Bearer,
 # no body; github_grant: DELETE JSON {"access_token"} with Basic; delete_token_url: DELETE with
-# the token in the URL ({token}); slack_api: Slack's auth.revoke (Bearer, answers {"ok": true}).
+# the token in the URL ({token}); slack_api: a Slack Web API method (the token as Bearer or as a
+# token= form field; answers {"ok": true}).
 REVOCATION_STYLES = ("rfc7009", "json_token", "bearer", "github_grant", "delete_token_url", "slack_api")
 # none: a refresh answers no refresh_token (keep the old one); same: the same one again;
 # rotating: a new one, the used one dies (single-use); new_old_valid: a new one, the used one
@@ -71,7 +72,7 @@ class Revocation:
 
 @dataclass(frozen=True)
 class Profile:
-    name: str  # the catalog entry it stands for
+    name: str  # the catalog entry it stands for (unless ``entry`` says)
     authorize_url: str
     token_url: str
     refresh_url: str | None = None  # default: token_url (Figma refreshes elsewhere)
@@ -115,10 +116,18 @@ class Profile:
     # --- the connect request -----------------------------------------------------------------
     connect_values: tuple[tuple[str, str], ...] = ()  # values for the entry's connect params
     unverified: tuple[str, ...] = ()  # settings above that rest on no documentation (for the report)
+    # A variant of a provider (HubSpot's legacy v1 token endpoint): the catalog entry it runs
+    # against, and what an operator's providers file would change in it for this variant.
+    entry: str | None = None
+    entry_override: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
         assert self.client_auth in CLIENT_AUTH and self.body_format in ("form", "json", "either"), self.name
         assert self.pkce in PKCE and self.rotation in ROTATIONS and self.scope_style in SCOPE_STYLES, self.name
+
+    @property
+    def entry_name(self) -> str:
+        return self.entry or self.name
 
     @property
     def account_id(self) -> str | None:

@@ -28,6 +28,16 @@ GITHUB_COMMON = dict(
     token_type="bearer",
 )
 
+HUBSPOT_COMMON = dict(
+    authorize_url="https://app.hubspot.com/oauth/authorize",  # developers.hubspot.com OAuth docs
+    # v1 revoke: refresh token only, access tokens unaffected, does not uninstall
+    revocation=Revocation("delete_token_url", "https://api.hubapi.com/oauth/v1/refresh-tokens/{token}",
+                          method="DELETE", token="refresh", ok_status=204),
+    client_auth="post", pkce="optional",  # form body; code_verifier accepted
+    access_ttl=1800, scope_style="absent",  # scope in the answer: unverified
+    rotation="same",  # non-rotating: unverified
+)
+
 PROFILES: dict[str, Profile] = {p.name: p for p in [
     Profile(name="github", **GITHUB_COMMON,
             access_ttl=None, issues_refresh_token=False,  # OAuth app: no expiry, no refresh token
@@ -106,6 +116,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
             access_ttl=3600, rotation="rotating",  # rotating refresh tokens (10-min reuse interval)
             dead_grant=ErrorAnswer(403, {"error": "invalid_grant",  # observed: HTTP 403
                                          "error_description": "Unknown or invalid refresh token."}),
+            connect_values=(("cloudid", "11223344-a1b2-3b33-c444-def123456789"),),
             unverified=("revocation", "pkce")),
     Profile(name="notion",
             authorize_url="https://api.notion.com/v1/oauth/authorize",  # reference/create-a-token
@@ -155,16 +166,19 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
                           ("id", "https://login.salesforce.com/id/00Dxx0000001gPL/005xx000001Sv6e"),
                           ("issued_at", "1764590000000"), ("signature", "c2lnbmF0dXJl")),
             dead_grant=ErrorAnswer(400, {"error": "invalid_grant",
-                                         "error_description": "expired access/refresh token"})),  # observed
-    Profile(name="hubspot",
-            authorize_url="https://app.hubspot.com/oauth/authorize",  # developers.hubspot.com OAuth
-            token_url="https://api.hubapi.com/oauth/v1/token",  # legacy (sunset 2027-02-16): its error shape
-            revocation=Revocation("delete_token_url", "https://api.hubapi.com/oauth/v1/refresh-tokens/{token}",
-                                  method="DELETE", token="refresh", ok_status=204),
-            client_auth="post", pkce="optional",  # code_verifier accepted
-            access_ttl=1800, scope_style="absent",  # scope in the v1 answer: unverified
-            rotation="same",  # non-rotating: unverified
+                                         "error_description": "expired access/refresh token"}),  # observed
+            connect_values=(("login_host", "login.salesforce.com"),)),
+    Profile(name="hubspot", **HUBSPOT_COMMON,
+            token_url="https://api.hubapi.com/oauth/v3/token",  # newer endpoint: standard errors
+            dead_grant=INVALID_GRANT,
+            unverified=("rotation", "scope_style", "token_url host")),
+    # The legacy endpoint (sunset 2027-02-16) with its own error shape, as an operator still on it
+    # would configure the catalog entry.
+    Profile(name="hubspot_v1", entry="hubspot", **HUBSPOT_COMMON,
+            token_url="https://api.hubapi.com/oauth/v1/token",
             dead_grant=ErrorAnswer(400, {"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"}),
+            entry_override=(("token_url", "https://api.hubapi.com/oauth/v1/token"),
+                            ("error_shape", {"field": "status"}), ("reauth_error_codes", ["BAD_REFRESH_TOKEN"])),
             unverified=("rotation", "scope_style")),
     Profile(name="zoom",
             authorize_url="https://zoom.us/oauth/authorize",  # developers.zoom.us/docs/integrations/oauth

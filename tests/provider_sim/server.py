@@ -58,6 +58,15 @@ class Recorded:
     def content_type(self) -> str:
         return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
+    def sent_token(self, style: str) -> str | None:
+        """The token a revocation request of ``style`` carries."""
+        bearer = self.headers.get("Authorization", "")
+        bearer = bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None
+        json_body = self.json if isinstance(self.json, dict) else {}
+        return {"rfc7009": self.form.get("token"), "json_token": json_body.get("token"), "bearer": bearer,
+                "slack_api": bearer or self.form.get("token"), "github_grant": json_body.get("access_token"),
+                "delete_token_url": self.path_params.get("token")}[style]
+
     @property
     def client_auth(self) -> str:
         """Where the client authenticated: basic | post | both | none."""
@@ -379,13 +388,7 @@ class Simulator:
         rule = self.profile.revocation
         if request.method != rule.method:
             return Response("method not allowed", status=405)
-        bearer = request.headers.get("Authorization", "")
-        token = {"rfc7009": record.form.get("token"),
-                 "json_token": record.body.get("token") if isinstance(record.json, dict) else None,
-                 "bearer": bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None,
-                 "slack_api": bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None,
-                 "github_grant": record.body.get("access_token") if isinstance(record.json, dict) else None,
-                 "delete_token_url": record.path_params.get("token")}[rule.style]
+        token = record.sent_token(rule.style)
         if rule.style == "github_grant" and record.path_params.get("client_id") != self.client_id:
             return Response("not found", status=404)
         if not token:

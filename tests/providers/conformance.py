@@ -22,7 +22,6 @@ from app import clock
 from app.extensions import db
 from app.models import Connection
 from app.providers import ProviderSpec
-from app.providers.registry import load_specs
 from tests.conftest import APP_ORIGIN, BASE_URL, RETURN_URL
 from tests.provider_sim.profile import Profile, to_loopback
 from tests.provider_sim.server import Recorded, Simulator
@@ -51,14 +50,14 @@ def simulator_entry(entry: dict, base: str) -> dict:
     return override
 
 
-def providers_file(tmp_path, name: str, sim: Simulator) -> str:
+def providers_file(tmp_path, profile: Profile, sim: Simulator) -> str:
+    """The operator's providers file for this run: the profile's variant overrides (if any), and
+    the entry's URLs on the simulator."""
+    variant = dict(profile.entry_override)
+    entry = {**catalog_entry(profile.entry_name), **variant}
     path = tmp_path / "providers.yaml"
-    path.write_text(yaml.safe_dump({name: simulator_entry(catalog_entry(name), sim.url)}))
+    path.write_text(yaml.safe_dump({profile.entry_name: {**variant, **simulator_entry(entry, sim.url)}}))
     return str(path)
-
-
-def resolved_spec(path: str, name: str) -> ProviderSpec:
-    return load_specs(path)[name]
 
 
 class Lifecycle:

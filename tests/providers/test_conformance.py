@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import base_env
 from tests.provider_sim.profile import Profile
 from tests.provider_sim.profiles import PROFILES
-from tests.provider_sim.server import Recorded, Simulator
+from tests.provider_sim.server import Simulator
 from tests.providers.conformance import (
     Lifecycle,
     check_client_auth,
@@ -34,22 +34,22 @@ def profile(request) -> Profile:
 
 @pytest.fixture
 def sim(profile):
-    with Simulator(profile, *client_credentials(profile.name)) as simulator:
+    with Simulator(profile, *client_credentials(profile.entry_name)) as simulator:
         yield simulator
 
 
 @pytest.fixture
 def env(sim, profile, tmp_path) -> dict[str, str]:
-    client_id, secret = client_credentials(profile.name)
-    prefix = profile.name.upper()
-    return base_env(CONNECTOR_PROVIDERS_FILE=providers_file(tmp_path, profile.name, sim), PROVIDER_READ_TIMEOUT="2",
+    client_id, secret = client_credentials(profile.entry_name)
+    prefix = profile.entry_name.upper()
+    return base_env(CONNECTOR_PROVIDERS_FILE=providers_file(tmp_path, profile, sim), PROVIDER_READ_TIMEOUT="2",
                     **{f"{prefix}_CLIENT_ID": client_id, f"{prefix}_CLIENT_SECRET": secret})
 
 
 @pytest.fixture
 def flow(app, client, auth0, sim, profile) -> Lifecycle:
     with app.app_context():
-        spec = app.extensions["connector"].registry.get(profile.name)
+        spec = app.extensions["connector"].registry.get(profile.entry_name)
     return Lifecycle(app, client, auth0, sim, spec, profile)
 
 
@@ -115,14 +115,6 @@ def test_dead_grant_marks_the_connection_for_reconnect(flow, sim, profile):
         f"HTTP {response.status_code} {body.get('code')}, status {row.status}, last error {row.last_error_code}")
 
 
-def _sent_token(record: Recorded, style: str) -> str | None:
-    bearer = record.headers.get("Authorization", "")
-    return {"rfc7009": record.form.get("token"), "json_token": record.body.get("token"),
-            "bearer": bearer.removeprefix("Bearer "), "slack_api": bearer.removeprefix("Bearer "),
-            "github_grant": record.body.get("access_token"),
-            "delete_token_url": record.path_params.get("token")}[style]
-
-
 def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
     flow.connected()
     access, refresh = flow.stored("access_token"), flow.stored("refresh_token")
@@ -142,7 +134,7 @@ def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
         check_client_auth(record, "client_secret_basic")
     elif rule.style in ("rfc7009", "json_token") and rule.auth in ("basic", "post"):
         check_client_auth(record, flow.spec.revocation_auth or flow.spec.client_auth)
-    sent = _sent_token(record, rule.style)
+    sent = record.sent_token(rule.style)
     wanted = {"refresh": (refresh,), "access": (access,), "either": (access, refresh)}[rule.token]
     assert sent in wanted, f"the revocation sent the wrong token (the provider takes: {rule.token})"
     assert record.status == rule.ok_status, f"the simulated revocation answered {record.status}: {flow.trace()}"
