@@ -10,6 +10,8 @@ runtime does not honour it. Storage-touching stages also run on PostgreSQL (TEST
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.conftest import base_env
@@ -25,6 +27,8 @@ from tests.providers.conformance import (
 )
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+POSTGRESQL_ONLY = pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"))], indirect=True)
 
 
 @pytest.fixture(params=sorted(PROFILES))
@@ -53,12 +57,17 @@ def flow(app, client, auth0, sim, profile) -> Lifecycle:
     return Lifecycle(app, client, auth0, sim, spec, profile)
 
 
+def has_refresh_token(profile: Profile) -> bool:
+    return profile.issues_refresh_token
+
+
 def needs_refresh_token(profile: Profile) -> None:
-    if not profile.issues_refresh_token:
+    if not has_refresh_token(profile):
         pytest.skip(f"{profile.name} issues no refresh token and its access token does not expire")
 
 
-def test_connect_stores_the_grant_from_the_providers_answer(flow, sim, profile):
+# -- the stages (each test below runs one on SQLite; the last runs them all on PostgreSQL) -------
+def connect_stage(flow: Lifecycle, sim: Simulator, profile: Profile) -> None:
     flow.connected()
     (authorize,) = sim.of("authorize")
     (token,) = sim.of("token")
@@ -74,18 +83,14 @@ def test_connect_stores_the_grant_from_the_providers_answer(flow, sim, profile):
     assert not sim.of("unknown"), flow.trace()
 
 
-@SQLITE_ONLY
-def test_token_is_read_through_the_vault_without_a_refresh(flow, sim):
-    flow.connected()
+def token_stage(flow: Lifecycle, sim: Simulator) -> None:
     response = flow.token()
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["access_token"] == sim.latest_access()
     assert not sim.of("refresh")
 
 
-def test_refresh_stores_what_the_provider_rotates(flow, sim, profile):
-    needs_refresh_token(profile)
-    flow.connected()
+def refresh_stage(flow: Lifecycle, sim: Simulator) -> None:
     for count in (1, 2):  # twice: a provider that rotates "sometimes" does it on the second
         held = flow.stored("refresh_token")
         flow.expire()
@@ -102,9 +107,7 @@ def test_refresh_stores_what_the_provider_rotates(flow, sim, profile):
         assert flow.stored("access_token") == sim.latest_access()
 
 
-def test_dead_grant_marks_the_connection_for_reconnect(flow, sim, profile):
-    needs_refresh_token(profile)
-    flow.connected()
+def dead_grant_stage(flow: Lifecycle, sim: Simulator, profile: Profile) -> None:
     sim.kill_grants()  # the user removed the app at the provider
     flow.expire()
     response = flow.token()
@@ -115,8 +118,7 @@ def test_dead_grant_marks_the_connection_for_reconnect(flow, sim, profile):
         f"HTTP {response.status_code} {body.get('code')}, status {row.status}, last error {row.last_error_code}")
 
 
-def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
-    flow.connected()
+def revoke_stage(flow: Lifecycle, sim: Simulator, profile: Profile) -> None:
     access, refresh = flow.stored("access_token"), flow.stored("refresh_token")
     response = flow.revoke()
     assert response.status_code == 200, response.get_json()
@@ -140,3 +142,46 @@ def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
     assert record.status == rule.ok_status, f"the simulated revocation answered {record.status}: {flow.trace()}"
     assert remote == "done"
     assert not sim.grant_alive(), "the grant is gone at the provider"
+
+
+# -- the tests ------------------------------------------------------------------------------
+@SQLITE_ONLY
+def test_connect_stores_the_grant_from_the_providers_answer(flow, sim, profile):
+    connect_stage(flow, sim, profile)
+
+
+@SQLITE_ONLY
+def test_token_is_read_through_the_vault_without_a_refresh(flow, sim, profile):
+    flow.connected()
+    token_stage(flow, sim)
+
+
+@SQLITE_ONLY
+def test_refresh_stores_what_the_provider_rotates(flow, sim, profile):
+    needs_refresh_token(profile)
+    flow.connected()
+    refresh_stage(flow, sim)
+
+
+@SQLITE_ONLY
+def test_dead_grant_marks_the_connection_for_reconnect(flow, sim, profile):
+    needs_refresh_token(profile)
+    flow.connected()
+    dead_grant_stage(flow, sim, profile)
+
+
+@SQLITE_ONLY
+def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
+    flow.connected()
+    revoke_stage(flow, sim, profile)
+
+
+@POSTGRESQL_ONLY
+def test_whole_lifecycle_on_postgresql(flow, sim, profile):
+    """connect → token → refresh ×2 → dead grant → revoke (of what is still stored), on PostgreSQL."""
+    connect_stage(flow, sim, profile)
+    token_stage(flow, sim)
+    if has_refresh_token(profile):
+        refresh_stage(flow, sim)
+        dead_grant_stage(flow, sim, profile)
+    revoke_stage(flow, sim, profile)
