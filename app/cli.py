@@ -7,6 +7,7 @@ configuration's problems and exits with ``EXIT_CONFIGURATION_ERROR``.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from datetime import timedelta
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_, select
 
 from config import ConfigError
 
@@ -23,7 +24,8 @@ from . import clock
 from .crypto import Keyring, generate_key
 from .errors import DecryptionError
 from .extensions import db
-from .models import AuthorizationRequest, Connection, RevocationTask
+from .models import Connection, RevocationTask
+from .providers.schema import providers_file_json_schema
 from .runtime import runtime
 from .token_store import TokenStore
 
@@ -109,12 +111,20 @@ def generate_key_command(key_id: str | None) -> None:
     click.echo(generate_key(key_id or clock.now().strftime("k%Y%m%d")))
 
 
+@connector.command("providers-schema", needs_configuration=False, with_appcontext=False)
+def providers_schema_command() -> None:
+    """Print the JSON Schema of a providers file (CONNECTOR_PROVIDERS_FILE), for editors and CI checks."""
+    click.echo(json.dumps(providers_file_json_schema(), indent=2))
+
+
 @connector.command("rotate-keys")
 @click.option("--batch-size", default=200, show_default=True)
 def rotate_keys(batch_size: int) -> None:
     """Re-encrypt every stored token with the first key. Safe to interrupt and re-run.
 
-    Connections' tokens, the tokens pending remote revocations hold, and pending connects' PKCE verifiers.
+    Connections' tokens and the tokens pending remote revocations hold. Connects in progress are sealed
+    in their browsers (app/connect/attempt.py), not stored: keep a retired key configured for at least
+    10 minutes after every instance uses the new one, so they can finish.
     """
     keyring = runtime().keyring
     total, undecryptable, busy = _rotate_connections(TokenStore(keyring), batch_size)
@@ -125,10 +135,10 @@ def rotate_keys(batch_size: int) -> None:
     if busy:
         click.echo(f"warning: {busy} connection(s) were being refreshed or kept changing; run rotate-keys again",
                    err=True)
-    # The token a pending remote revocation still needs, and pending connects' PKCE verifiers.
+    # The token a pending remote revocation still needs.
     _rotate_column(keyring, batch_size, RevocationTask, "token_enc", RevocationTask.aad, "revocation task(s)")
-    _rotate_column(keyring, batch_size, AuthorizationRequest, "code_verifier_enc",
-                   lambda row: row.aad("code_verifier"), "authorization request(s)")
+    click.echo("connects in progress are sealed with the key they started with: keep retired keys configured "
+               "for 10 more minutes")
 
 
 REKEY_ATTEMPTS = 3
@@ -229,10 +239,12 @@ def end_admin_sessions_command(sub: str | None) -> None:
 
 @connector.command("purge-requests")
 def purge_requests() -> None:
-    """Delete expired pending authorization requests."""
-    result = db.session.execute(delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < clock.now()))
+    """Forget the ids of used connect attempts that expired (the worker's purge job does this too)."""
+    from .connect.flow import purge_used_attempts_statement
+
+    result = db.session.execute(purge_used_attempts_statement(clock.now()))
     db.session.commit()
-    click.echo(f"deleted {result.rowcount} expired authorization request(s)")
+    click.echo(f"deleted {result.rowcount} expired used connect attempt id(s)")
 
 
 def parse_duration(value: str) -> timedelta:

@@ -132,6 +132,14 @@ def stub_env(stub, tmp_path, **overrides: str) -> dict[str, str]:
     return base_env(**settings)
 
 
+def providers_env(tmp_path, toml: str, **overrides: str) -> dict[str, str]:
+    """Environment with a providers file holding ``toml`` (credentials as ``<NAME>_CLIENT_ID`` &c. in
+    ``overrides``)."""
+    path = tmp_path / "providers.toml"
+    path.write_text(toml)
+    return base_env(CONNECTOR_PROVIDERS_FILE=str(path), PROVIDER_READ_TIMEOUT="2", **overrides)
+
+
 @pytest.fixture
 def env() -> dict[str, str]:
     return base_env()
@@ -167,7 +175,8 @@ def user_id() -> str:
 
 
 def make_connection(app, user_id: str = "auth0|alice", provider: str = "spotify", *, access: str = "access-0",
-                    refresh: str | None = "refresh-0", expires_in: int | None = 3600, scopes=("a", "b")):
+                    refresh: str | None = "refresh-0", expires_in: int | None = 3600, scopes=("a", "b"),
+                    params: dict[str, str] | None = None):
     """Store a connection as a completed connect would, without going through the flow."""
     from datetime import timedelta
 
@@ -179,6 +188,7 @@ def make_connection(app, user_id: str = "auth0|alice", provider: str = "spotify"
     token = TokenResponse(access_token=access, refresh_token=refresh, token_type="Bearer", expires_at=expires_at,
                           scopes=tuple(scopes))
     with app.app_context():
-        connection = upsert_connection(user_id, provider, token, app.extensions["connector"].keyring, "ext-1")
+        connection = upsert_connection(user_id, provider, token, app.extensions["connector"].keyring, "ext-1",
+                                       params=params)
         db.session.commit()
         return connection.id

@@ -1,5 +1,6 @@
 """The token and userinfo response parsers: every shape a provider can send ends in a TokenResponse
 or in our ProviderError/ProviderUnavailable, never in another exception."""
+import base64
 import dataclasses
 import json
 from datetime import timedelta
@@ -211,3 +212,195 @@ def test_pkce_verifier_is_one_secrets_call_and_within_rfc_7636(monkeypatch):
     verifier = oauth_client.new_pkce_verifier()
     assert calls == [64] and re.fullmatch(r"[A-Za-z0-9\-._~]{43,128}", verifier)
     assert oauth_client.new_pkce_verifier() != verifier
+
+
+# --- the issue-17 vocabulary: request shapes on a real loopback server --------------------------------
+
+from app.providers.spec import ConnectionParam, ErrorShape, ProviderSpec, TokenPaths  # noqa: E402
+from app.providers.templates import InvalidConnectionParam  # noqa: E402
+from tests.loopback_recorder import Recorder  # noqa: E402
+
+REDIRECT = "https://connector.test/connect/callback/p"
+TOKEN_OK = {"access_token": "a-1", "refresh_token": "r-1", "expires_in": 60, "token_type": "Bearer"}
+
+
+@pytest.fixture
+def recorder():
+    with Recorder() as server:
+        yield server
+
+
+def _spec(base: str, **values) -> ProviderSpec:
+    values = {"authorize_url": f"{base}/authorize", "token_url": f"{base}/token", **values}
+    return ProviderSpec(name="p", display_name="P", client_id="cid", client_secret="csecret", **values)
+
+
+def _exchange_at(spec, **kw):
+    return oauth_client.exchange_code(spec, code="the-code", code_verifier=None, redirect_uri=REDIRECT,
+                                      timeout=TIMEOUT, **kw)
+
+
+def _refresh_at(spec, **kw):
+    return oauth_client.refresh(spec, refresh_token="r-0", scopes=("s",), timeout=TIMEOUT, **kw)
+
+
+def test_json_token_body_with_basic_auth_and_extra_headers(recorder):
+    recorder.answer("/token", json_body=TOKEN_OK)
+    spec = _spec(recorder.url, token_body_format="json", token_request_headers=(("Notion-Version", "2022-06-28"),))
+    token = _exchange_at(spec)
+    sent = recorder.at("/token")[0]
+    assert token.access_token == "a-1"
+    assert sent.content_type == "application/json"
+    assert sent.json() == {"grant_type": "authorization_code", "code": "the-code", "redirect_uri": REDIRECT}
+    assert sent.headers["Authorization"] == "Basic " + base64.b64encode(b"cid:csecret").decode()
+    assert sent.headers["Notion-Version"] == "2022-06-28"
+
+
+def test_json_token_body_with_client_secret_post_carries_the_credentials_in_the_json(recorder):
+    recorder.answer("/token", json_body=TOKEN_OK)
+    _refresh_at(_spec(recorder.url, token_body_format="json", client_auth="client_secret_post"))
+    sent = recorder.at("/token")[0]
+    assert sent.json() == {"grant_type": "refresh_token", "refresh_token": "r-0", "client_id": "cid",
+                           "client_secret": "csecret"}
+    assert "Authorization" not in sent.headers
+
+
+def test_form_body_stays_form_encoded_by_default(recorder):
+    recorder.answer("/token", json_body=TOKEN_OK)
+    _exchange_at(_spec(recorder.url, client_auth="client_secret_post"))
+    sent = recorder.at("/token")[0]
+    assert sent.content_type.startswith("application/x-www-form-urlencoded")
+    assert sent.form()["client_secret"] == "csecret" and sent.form()["code"] == "the-code"
+
+
+def test_token_params_go_with_the_exchange_and_refresh_params_with_the_refresh(recorder):
+    recorder.answer("/token", json_body=TOKEN_OK)
+    spec = _spec(recorder.url, token_params=(("user_type", "Online"),), refresh_params=(("tenant", "t1"),))
+    _exchange_at(spec)
+    _refresh_at(spec)
+    exchange, refresh = (r.form() for r in recorder.at("/token"))
+    assert exchange["user_type"] == "Online" and "tenant" not in exchange
+    assert refresh["tenant"] == "t1" and "user_type" not in refresh
+
+
+def test_refresh_goes_to_refresh_url_when_the_entry_has_one(recorder):
+    recorder.answer("/token", json_body=TOKEN_OK)
+    recorder.answer("/refresh", json_body=TOKEN_OK)
+    _refresh_at(_spec(recorder.url, refresh_url=f"{recorder.url}/refresh"))
+    assert [r.path for r in recorder.requests] == ["/refresh"]
+
+
+@pytest.mark.parametrize("sends", [True, False])
+def test_refresh_sends_the_redirect_uri_only_where_the_entry_says(recorder, sends):
+    recorder.answer("/token", json_body=TOKEN_OK)
+    _refresh_at(_spec(recorder.url, refresh_sends_redirect_uri=sends), redirect_uri=REDIRECT)
+    assert ("redirect_uri" in recorder.at("/token")[0].form()) is sends
+    if sends:
+        assert recorder.at("/token")[0].form()["redirect_uri"] == REDIRECT
+
+
+def test_templated_token_url_is_filled_with_the_connections_params(recorder):
+    recorder.answer("/acme/token", json_body=TOKEN_OK)
+    spec = _spec(recorder.url, token_url=f"{recorder.url}/{{subdomain}}/token",
+                 params=(ConnectionParam("subdomain", "[a-z0-9-]{1,63}"),))
+    _exchange_at(spec, params={"subdomain": "acme"})
+    assert [r.path for r in recorder.requests] == ["/acme/token"]
+
+
+@pytest.mark.parametrize("hostile", ["evil.com/", "../token", "acme/../x", "a?b=1", "ACME#", ""])
+def test_a_param_off_its_pattern_never_reaches_a_url(recorder, hostile):
+    spec = _spec(recorder.url, token_url=f"{recorder.url}/{{subdomain}}/token",
+                 params=(ConnectionParam("subdomain", "[a-z0-9-]{1,63}"),))
+    with pytest.raises(InvalidConnectionParam) as exc:
+        _exchange_at(spec, params={"subdomain": hostile})
+    assert recorder.requests == []
+    assert not hostile or hostile not in exc.value.description
+
+
+def test_stored_params_the_entry_no_longer_accepts_fail_the_refresh_as_reconnect(recorder):
+    spec = _spec(recorder.url, token_url=f"{recorder.url}/{{subdomain}}/token",
+                 params=(ConnectionParam("subdomain", "[a-z]{1,8}"),))
+    with pytest.raises(ProviderError) as exc:
+        _refresh_at(spec, params={"subdomain": "now-invalid-9"})
+    assert exc.value.code == "invalid_connection_param" and recorder.requests == []
+
+
+# --- the issue-17 vocabulary: response shapes ----------------------------------------------------------
+
+SLACK = dataclasses.replace(
+    SPOTIFY, token_response=TokenPaths(access_token="authed_user.access_token",
+                                       refresh_token="authed_user.refresh_token",
+                                       expires_in="authed_user.expires_in", scope="authed_user.scope",
+                                       token_type="authed_user.token_type"),
+    error_shape=ErrorShape(field="error", success_flag="ok"))
+
+
+def test_tokens_nested_in_the_response_are_read_at_their_paths():
+    token = _exchange(SLACK, json={"ok": True, "access_token": "xoxb-bot", "authed_user": {
+        "access_token": "xoxp-user", "refresh_token": "xoxe-1", "expires_in": 43200, "scope": "chat:write,users:read",
+        "token_type": "user"}})
+    assert (token.access_token, token.refresh_token, token.token_type) == ("xoxp-user", "xoxe-1", "user")
+    assert token.scopes == ("chat:write", "users:read")
+    assert timedelta(seconds=43190) < token.expires_at - clock.now() <= timedelta(seconds=43200)
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"ok": False, "error": "invalid_code"}, "invalid_code"),
+    ({"ok": False}, "provider_error"),
+    ({"ok": "false", "error": "token_revoked"}, "token_revoked"),
+    ({"ok": False, "error": "<script>alert(1)</script>"}, "provider_error"),
+])
+def test_success_flag_false_on_http_200_is_the_providers_error(body, code):
+    with pytest.raises(ProviderError) as exc:
+        _exchange(SLACK, json=body, status=200)
+    assert exc.value.code == code
+    assert "<script>" not in exc.value.description
+
+
+def test_a_custom_error_field_on_http_200_is_an_error_only_when_the_entry_says_so():
+    nested = dataclasses.replace(SPOTIFY, error_shape=ErrorShape(field="status.code", on_http_200=True))
+    with pytest.raises(ProviderError) as exc:
+        _exchange(nested, json={"status": {"code": "expired_code"}}, status=200)
+    assert exc.value.code == "expired_code"
+    with pytest.raises(ProviderError) as exc:
+        _exchange(nested, json={"status": {"code": "invalid_grant"}}, status=400)
+    assert exc.value.code == "invalid_grant"
+
+
+def test_a_form_encoded_error_answered_with_http_200_is_the_providers_error():
+    with pytest.raises(ProviderError) as exc:
+        _exchange(GITHUB, body="error=bad_verification_code&error_description=The+code+is+wrong", status=200,
+                  content_type="application/x-www-form-urlencoded; charset=utf-8")
+    assert exc.value.code == "bad_verification_code"
+
+
+def test_a_form_encoded_token_is_read_whatever_the_entry_says():
+    token = _exchange(GITHUB, body="access_token=gho_x&scope=repo%2Cgist&token_type=bearer", status=200,
+                      content_type="application/x-www-form-urlencoded")
+    assert token.access_token == "gho_x" and token.scopes == ("repo", "gist")
+
+
+@pytest.mark.parametrize("body", ["access_token=a&access_token=b", "a=%ZZ&&=", "\xff"])
+def test_a_malformed_form_encoded_body_is_unavailable(body):
+    with pytest.raises(ProviderUnavailable):
+        _exchange(GITHUB, body=body.encode("latin-1"), status=200, content_type="application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize("error", ["x" * 65, "a b", "códe", "a;drop", "", None, 7])
+def test_error_codes_from_the_provider_are_never_echoed_unless_plain(error):
+    with pytest.raises(ProviderError) as exc:
+        _exchange(json={"error": error} if error is not None else {}, status=400)
+    assert exc.value.code == "provider_error"
+
+
+def test_refresh_token_expires_in_is_read_at_its_path():
+    spec = dataclasses.replace(SPOTIFY, token_response=TokenPaths(refresh_token_expires_in="x_refresh_expires_in"))
+    token = _exchange(spec, json={**TOKEN_OK, "x_refresh_expires_in": 8726400})
+    assert token.refresh_token_expires_in == 8726400
+    assert _exchange(json=TOKEN_OK).refresh_token_expires_in is None
+
+
+def test_account_id_from_a_param():
+    spec = dataclasses.replace(SPOTIFY, account_id_source="param", account_id_field="realm_id")
+    token = oauth_client.TokenResponse("a", "r", "Bearer", None, ())
+    assert oauth_client.fetch_account_id(spec, token, TIMEOUT, {"realm_id": "9130"}) == "9130"

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app import clock, create_app
 from app.crypto import Keyring
-from app.errors import ReauthorizationRequired
+from app.errors import ProviderUnavailable, ReauthorizationRequired
 from app.extensions import db
 from app.models import AuditEvent, Connection, RevocationTask
 from app.revocation import MAX_ATTEMPTS, Actor, retry_revocations, revoke_connection, revoke_user_connections
@@ -357,3 +357,143 @@ def test_remote_revocation_uses_the_one_http_client(app):
         with pytest.raises(Unavailable) as caught:
             revoke_remote(spec, "refresh-1", "refresh_token", (0.5, 0.5))
         assert caught.value.code == "timeout"
+
+
+# --- issue 17: revocation styles, authentication, the token sent, per-connection URLs ----------------
+
+from app.providers.spec import ProviderSpec  # noqa: E402
+from app.revocation import revoke_remote  # noqa: E402
+from tests.conftest import providers_env  # noqa: E402
+from tests.loopback_recorder import Recorder  # noqa: E402
+
+BASIC = "Basic " + base64.b64encode(b"cid:csecret").decode()
+
+
+@pytest.fixture
+def recorder():
+    with Recorder() as server:
+        yield server
+
+
+def _revoke_at(recorder, path="/revoke", token="tok-1", hint="refresh_token", params=None, **values):
+    spec = ProviderSpec(name="p", display_name="P", revocation_url=f"{recorder.url}{path}", client_id="cid",
+                        client_secret="csecret", **values)
+    revoke_remote(spec, token, hint, (1, 2), params=params)
+    return recorder.requests[-1]
+
+
+@pytest.mark.parametrize("auth, form, header", [
+    ("client_secret_basic", {}, BASIC),
+    ("client_secret_post", {"client_id": "cid", "client_secret": "csecret"}, None),
+    ("client_id_post", {"client_id": "cid"}, None),
+    ("none", {}, None),
+])
+def test_rfc7009_client_authentication_follows_revocation_auth(recorder, auth, form, header):
+    recorder.answer("/revoke", body="")
+    sent = _revoke_at(recorder, revocation_style="rfc7009", revocation_auth=auth, client_auth="client_secret_post")
+    assert sent.method == "POST"
+    assert sent.form() == {"token": "tok-1", "token_type_hint": "refresh_token", **form}
+    assert sent.headers.get("Authorization") == header
+
+
+def test_rfc7009_authentication_defaults_to_the_token_endpoints(recorder):
+    recorder.answer("/revoke", body="")
+    sent = _revoke_at(recorder, revocation_style="rfc7009", client_auth="client_secret_basic")
+    assert sent.headers["Authorization"] == BASIC and "client_secret" not in sent.form()
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_bearer_style_sends_the_token_as_bearer_with_no_body(recorder, method):
+    recorder.answer("/revoke", status=204, body="")
+    sent = _revoke_at(recorder, revocation_style="bearer", revocation_method=method, hint="access_token")
+    assert (sent.method, sent.headers["Authorization"], sent.body) == (method, "Bearer tok-1", b"")
+
+
+def test_bearer_style_takes_a_401_as_the_token_already_dead(recorder):
+    recorder.answer("/revoke", status=401, json_body={"error": "invalid_token"})
+    _revoke_at(recorder, revocation_style="bearer")  # no ProviderUnavailable: nothing left to revoke
+
+
+@pytest.mark.parametrize("auth, fields, header", [
+    ("client_secret_basic", {}, BASIC),
+    ("client_secret_post", {"client_id": "cid", "client_secret": "csecret"}, None),
+    ("none", {}, None),
+])
+def test_json_token_style_posts_the_token_as_json(recorder, auth, fields, header):
+    recorder.answer("/revoke", json_body={})
+    sent = _revoke_at(recorder, revocation_style="json_token", revocation_auth=auth)
+    assert sent.content_type == "application/json" and sent.json() == {"token": "tok-1", **fields}
+    assert sent.headers.get("Authorization") == header
+
+
+@pytest.mark.parametrize("status", [204, 404])
+def test_delete_token_url_style_deletes_the_url_naming_the_token(recorder, status):
+    recorder.answer("/tokens/a%2Fb%3Fc", status=status, body="")
+    sent = _revoke_at(recorder, path="/tokens/{token}", token="a/b?c", revocation_style="delete_token_url")
+    assert sent.method == "DELETE" and sent.body == b"" and "Authorization" not in sent.headers
+    assert recorder.requests[-1].path in ("/tokens/a%2Fb%3Fc", "/tokens/a/b?c")  # werkzeug may decode
+
+
+def test_a_failed_style_request_is_retried_later(recorder):
+    recorder.answer("/revoke", status=503, body="")
+    with pytest.raises(ProviderUnavailable) as caught:
+        _revoke_at(recorder, revocation_style="json_token")
+    assert caught.value.code == "http_503"
+
+
+def test_templated_revocation_url_uses_the_params_and_refuses_hostile_ones(recorder):
+    from app.providers.spec import ConnectionParam
+    from app.providers.templates import InvalidConnectionParam
+
+    recorder.answer("/acme/revoke", status=204, body="")
+    declared = (ConnectionParam("subdomain", "[a-z0-9-]{1,63}"),)
+    spec = ProviderSpec(name="p", display_name="P", revocation_url=f"{recorder.url}/{{subdomain}}/revoke",
+                        revocation_style="bearer", client_id="cid", client_secret="csecret", params=declared)
+    revoke_remote(spec, "tok-1", "access_token", (1, 2), params={"subdomain": "acme"})
+    assert [r.path for r in recorder.requests] == ["/acme/revoke"]
+    with pytest.raises(InvalidConnectionParam):
+        revoke_remote(spec, "tok-1", "access_token", (1, 2), params={"subdomain": "evil.com/"})
+    assert len(recorder.requests) == 1
+
+
+class TestTemplatedProvider:
+    """A provider whose revocation URL carries the connection's subdomain."""
+
+    @pytest.fixture
+    def env(self, recorder, tmp_path):
+        from tests.zen_provider import CREDENTIALS, zen_toml
+
+        return providers_env(tmp_path, zen_toml(recorder.url), **CREDENTIALS)
+
+    def test_revocation_and_its_retry_go_to_the_connections_own_url(self, app, recorder, user_id, monkeypatch):
+        make_connection(app, user_id, "zen", access="zen-A", refresh="zen-R", params={"subdomain": "acme"})
+        recorder.answer("/acme/api/v2/oauth/tokens/current.json", status=503, body="")
+        assert _revoke(app, user_id, "zen").remote == "pending"
+        with app.app_context():
+            assert [t.params for t in db.session.scalars(select(RevocationTask))] == [{"subdomain": "acme"}]
+        recorder.answer("/acme/api/v2/oauth/tokens/current.json", status=204, body="")
+        _later(monkeypatch)
+        with app.app_context():
+            assert retry_revocations() == _counts(done=1)
+        sent = recorder.at("/acme/api/v2/oauth/tokens/current.json")
+        assert [(r.method, r.headers["Authorization"]) for r in sent] == [("DELETE", "Bearer zen-A")] * 2
+
+    def test_a_reconnect_to_another_subdomain_revokes_the_old_grant_at_its_own_url(self, app, recorder, user_id):
+        recorder.answer("/old/api/v2/oauth/tokens/current.json", status=204, body="")
+        make_connection(app, user_id, "zen", access="zen-old", refresh="r-old", params={"subdomain": "old"})
+        make_connection(app, user_id, "zen", access="zen-new", refresh="r-new", params={"subdomain": "new"})
+        with app.app_context():
+            task = db.session.scalars(select(RevocationTask)).one()
+            assert task.params == {"subdomain": "old"}
+            row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+            assert row.params == {"subdomain": "new"}
+            assert retry_revocations() == _counts(done=1)
+        assert [r.headers["Authorization"] for r in recorder.at("/old/api/v2/oauth/tokens/current.json")] == \
+            ["Bearer zen-old"]
+        assert recorder.at("/new/api/v2/oauth/tokens/current.json") == []
+
+    def test_stored_params_the_entry_no_longer_accepts_end_the_task_at_once(self, app, recorder, user_id):
+        make_connection(app, user_id, "zen", access="zen-A", refresh="zen-R", params={"subdomain": "Not_Valid"})
+        assert _revoke(app, user_id, "zen").remote == "failed"
+        assert recorder.requests == []
+        _assert_wiped(_state(app, user_id, "zen")[0])

@@ -379,3 +379,51 @@ def test_a_caller_that_waited_out_an_expired_lease_is_told_when_it_may_be_taken_
             get_access_token(user_id, "stub")
     window = rt.vault.takeover_after.total_seconds()
     assert window - 5 < caught.value.retry_after <= window - 1
+
+
+class TestTemplatedProvider:
+    """Refresh at the connection's own token URL, with the entry's quirks."""
+
+    @pytest.fixture
+    def recorder(self):
+        from tests.loopback_recorder import Recorder
+
+        with Recorder() as server:
+            yield server
+
+    @pytest.fixture
+    def env(self, recorder, tmp_path):
+        from tests.conftest import providers_env
+        from tests.zen_provider import CREDENTIALS, zen_toml
+
+        toml = zen_toml(recorder.url, refresh_sends_redirect_uri=True,
+                        error_shape={"field": "error", "success_flag": "ok"},
+                        reauth_error_codes=["invalid_grant", "token_revoked"])
+        return providers_env(tmp_path, toml, **CREDENTIALS)
+
+    def test_refresh_goes_to_the_connections_token_url_with_the_redirect_uri(self, app, recorder, user_id):
+        make_connection(app, user_id, "zen", access="a-0", refresh="r-0", expires_in=-10, params={"subdomain": "acme"})
+        recorder.answer("/acme/oauth/tokens", json_body={"ok": True, "access_token": "a-1", "expires_in": 60})
+        with app.app_context():
+            assert get_access_token(user_id, "zen").token == "a-1"
+        sent = recorder.at("/acme/oauth/tokens")[0].form()
+        assert sent["refresh_token"] == "r-0" and sent["client_secret"] == "zen-secret"
+        assert sent["redirect_uri"] == "https://connector.test/connect/callback/zen"
+
+    def test_a_refresh_error_listed_in_reauth_error_codes_needs_a_reconnect(self, app, recorder, user_id):
+        make_connection(app, user_id, "zen", access="a-0", refresh="r-0", expires_in=-10, params={"subdomain": "acme"})
+        recorder.answer("/acme/oauth/tokens", json_body={"ok": False, "error": "token_revoked"})  # HTTP 200
+        with app.app_context(), pytest.raises(ReauthorizationRequired):
+            get_access_token(user_id, "zen")
+        with app.app_context():
+            row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+            assert (row.status, row.last_error_code) == ("needs_reauth", "token_revoked")
+
+    def test_a_refresh_error_not_listed_is_a_failure_to_retry(self, app, recorder, user_id):
+        make_connection(app, user_id, "zen", access="a-0", refresh="r-0", expires_in=-10, params={"subdomain": "acme"})
+        recorder.answer("/acme/oauth/tokens", json_body={"ok": False, "error": "ratelimited"})
+        with app.app_context(), pytest.raises(ProviderUnavailable):
+            get_access_token(user_id, "zen")
+        with app.app_context():
+            row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+            assert (row.status, row.last_error_code) == ("active", "ratelimited")

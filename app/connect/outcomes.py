@@ -25,6 +25,9 @@ LOGIN_REQUIRED = "login_required"  # the app's Auth0 token was missing, expired 
 UNKNOWN_PROVIDER = "unknown_provider"  # the provider is not (or no longer) enabled
 PROVIDER_UNAVAILABLE = "provider_unavailable"  # the provider's discovery or token endpoint did not answer
 TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"  # this service could not finish; try again shortly
+# A per-connection parameter (a subdomain, a tenant, a realm id, an instance URL) is missing or does not
+# have the form the provider entry declares: from the connect form, the provider's redirect or its token.
+INVALID_CONNECTION_PARAM = "invalid_connection_param"
 
 
 @dataclass(frozen=True)

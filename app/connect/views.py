@@ -17,10 +17,12 @@ from ..errors import (
     UnknownProvider,
 )
 from ..extensions import db
+from ..providers.templates import InvalidConnectionParam
 from ..runtime import Runtime, runtime
 from ..web_errors import wants_json
 from . import outcomes
 from .flow import REQUEST_TTL, finish_connect, single_params, start_connect, with_outcome
+from .params import from_form
 
 log = logging.getLogger(__name__)
 bp = Blueprint("connect", __name__, url_prefix="/connect")
@@ -46,6 +48,8 @@ def _start_error(exc: ConnectorError) -> str:
         return outcomes.LOGIN_REQUIRED
     if isinstance(exc, UnknownProvider):
         return outcomes.UNKNOWN_PROVIDER
+    if isinstance(exc, InvalidConnectionParam):
+        return outcomes.INVALID_CONNECTION_PARAM
     if isinstance(exc, ProviderUnavailable):
         return outcomes.PROVIDER_UNAVAILABLE
     if exc.status >= 500:
@@ -92,8 +96,7 @@ def start() -> Response:
         raise Forbidden("a machine (client-credentials) token cannot connect accounts; use the user's token")
     try:
         spec = rt.registry.get(name)
-        started = start_connect(rt.connect, principal, spec, return_to)
-        db.session.commit()
+        started = start_connect(rt.connect, principal, spec, return_to, params=from_form(spec, form))  # writes nothing
     except ConnectorError as exc:
         return _back_to_app(rt, return_to, name, exc)
     response = redirect(started.authorize_url, 303)

@@ -79,6 +79,9 @@ def _check_placeholders(entry: ProviderEntry) -> None:
                                     f"{allowed} params")
             if not param.required:
                 raise _problem(key, f"placeholder {{{name}}} names a param with required = false")
+            if url.startswith(f"{{{name}}}") and not param.pattern.lstrip("^").startswith(("https://", "http://")):
+                # the value is the URL's origin: its pattern must pin the scheme (http reaches only loopback)
+                raise _problem(key, f"starts with {{{name}}}: that param's pattern must start with https://")
 
 
 def _check_revocation(entry: ProviderEntry) -> None:

@@ -14,12 +14,16 @@ from .spec import SpecError
 class ProvidersFile:
     path: str
     entries: dict
-    # (provider,) or (provider, key) -> 1-based line number
+    # (provider, key, sub-key, ...) -> 1-based line number
     lines: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False)
 
     def line_of(self, provider: str, key: str = "") -> int | None:
-        top = key.split(".", 1)[0]
-        return self.lines.get((provider, top)) or self.lines.get((provider,))
+        """The line of the key (dotted), or of its nearest enclosing key, or of the provider."""
+        path = (provider, *key.split(".")) if key else (provider,)
+        for depth in range(len(path), 0, -1):
+            if path[:depth] in self.lines:
+                return self.lines[path[:depth]]
+        return None
 
     def locate(self, error: SpecError) -> SpecError:
         """The same error, with the file and the line of each problem."""
@@ -44,9 +48,12 @@ def read_providers_file(path: str) -> ProvidersFile:
             data, lines = _yaml(text)
         else:
             data = tomllib.loads(text)
-            lines = _toml_lines(text, data) if isinstance(data, dict) else {}
+            lines = _toml_lines(text)
     except RecursionError:
         raise SpecError(f"providers file {path!r} cannot be read: nested too deeply") from None
+    except yaml.MarkedYAMLError as exc:  # its str() quotes the line around the mark: say where, not what
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise SpecError(f"providers file {path!r} cannot be read: {exc.problem}{where}") from None
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise SpecError(f"providers file {path!r} cannot be read: {exc}") from None
     if not isinstance(data, dict):
@@ -62,41 +69,44 @@ def _yaml(text: str) -> tuple[object, dict[tuple[str, ...], int]]:
     finally:
         loader.dispose()
     lines: dict[tuple[str, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for name_node, entry_node in node.value:
-            name = str(name_node.value)
-            lines[(name,)] = name_node.start_mark.line + 1
-            if isinstance(entry_node, yaml.MappingNode):
-                for key_node, _ in entry_node.value:
-                    lines.setdefault((name, str(key_node.value)), key_node.start_mark.line + 1)
+    _yaml_lines(node, (), lines, set())
     return data, lines
 
 
-# tomllib gives no positions: find the [name] table, then each key's first line inside it.
-_TABLE = re.compile(r"""^\s*\[\s*(?:"([^"\n]*)"|'([^'\n]*)'|([A-Za-z0-9_-]+))\s*(\.[^\]\n]*)?\]""")
+def _yaml_lines(node: yaml.Node | None, path: tuple[str, ...], lines: dict[tuple[str, ...], int],
+                seen: set[int]) -> None:
+    # each node once: an alias points at a node already walked (no billion laughs)
+    if not isinstance(node, yaml.MappingNode) or len(path) > MAX_DEPTH or id(node) in seen:
+        return
+    seen.add(id(node))
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            key = (*path, key_node.value)
+            lines.setdefault(key, key_node.start_mark.line + 1)
+            _yaml_lines(value_node, key, lines, seen)
+
+
+# tomllib gives no positions: find each [table] header and each key's first line in its table.
+MAX_DEPTH = 4
+_TABLE = re.compile(r"^\s*\[\s*([^\[\]\n]+?)\s*\]")
 _KEY = re.compile(r"""^\s*(?:"([^"\n]*)"|'([^'\n]*)'|([A-Za-z0-9_-]+))\s*[.=]""")
 
 
-def _toml_lines(text: str, data: dict) -> dict[tuple[str, ...], int]:
+def _toml_lines(text: str) -> dict[tuple[str, ...], int]:
     lines: dict[tuple[str, ...], int] = {}
-    table: str | None = None
+    table: tuple[str, ...] = ()
     for number, line in enumerate(text.splitlines(), start=1):
-        if line.lstrip().startswith("[["):
-            table = None
+        if line.lstrip().startswith("[["):  # an array of tables: not part of the providers file's shape
+            table = ("[[",)
             continue
         match = _TABLE.match(line)
         if match:
-            table = next(group for group in match.groups()[:3] if group is not None)
-            if match.group(4):  # [name.key] or [name.key.sub]
-                key = match.group(4)[1:].split(".", 1)[0].strip().strip("\"'")
-                lines.setdefault((table, key), number)
-            lines.setdefault((table,), number)
+            table = tuple(part.strip().strip("\"'") for part in match.group(1).split("."))[:MAX_DEPTH]
+            for depth in range(1, len(table) + 1):
+                lines.setdefault(table[:depth], number)
             continue
         match = _KEY.match(line)
         if match:
             key = next(group for group in match.groups() if group is not None)
-            if table is not None:
-                lines.setdefault((table, key), number)
-            elif key in data:  # name = { ... } or name.key = ... at the top level
-                lines.setdefault((key,), number)
+            lines.setdefault((*table, key), number)
     return lines

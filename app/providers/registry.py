@@ -31,18 +31,17 @@ def load_specs(providers_file: str | None, extra: Mapping[str, dict] | None = No
     file = read_providers_file(providers_file) if providers_file else None
     if file is not None:
         overrides.update(file.entries)
-    specs = {}
-    try:
-        for name, entry in overrides.items():
-            if not isinstance(entry, dict):
-                raise SpecError(f"provider {name!r}: entry must be a table/mapping", name)
-            entries[name] = {**entries.get(name, {}), **entry}
-        for name, entry in entries.items():
+    for name, entry in overrides.items():
+        entries[name] = {**entries.get(name, {}), **entry} if isinstance(entry, dict) else entry
+    specs, errors = {}, []
+    for name, entry in entries.items():
+        try:
             specs[name] = spec_from_mapping(name, entry)
-    except SpecError as exc:
-        if file is not None and exc.provider in file.entries:
-            raise file.locate(exc) from None
-        raise
+        except SpecError as exc:
+            errors.append(file.locate(exc) if file is not None and exc.provider in file.entries else exc)
+    if errors:  # every broken entry at once, so one edit can fix them all
+        more = f" (and {len(errors) - 3} more providers)" if len(errors) > 3 else ""
+        raise SpecError("; ".join(str(error) for error in errors[:3]) + more, errors[0].provider, errors[0].problems)
     return specs
 
 
@@ -102,8 +101,10 @@ class ProviderRegistry:
 def apply_discovery(spec: ProviderSpec, meta: dict) -> ProviderSpec:
     """Fill what the providers file left out from RFC 8414 / OIDC discovery metadata; the merged entry is
     validated by the same schema as a providers file."""
-    if meta.get("issuer") != spec.issuer or spec.entry is None:
+    if meta.get("issuer") != spec.issuer:
         raise ProviderUnavailable(f"discovery for provider {spec.name!r} names a different issuer")
+    if spec.entry is None:  # built in code, not from an entry: nothing to validate discovery against
+        raise ProviderUnavailable(f"provider {spec.name!r} has no entry to complete by discovery")
     entry = spec.entry.model_dump(exclude_unset=True)
     found: dict = {
         "authorize_url": spec.authorize_url or meta.get("authorization_endpoint"),

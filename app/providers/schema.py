@@ -11,7 +11,6 @@ from dataclasses import fields
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +22,28 @@ from pydantic import (
 
 from . import url_template
 from .entry_rules import EntryProblem, check_entry
+from .entry_types import (
+    DOTTED_PATH_PATTERN,
+    NAME_PATTERN,
+    PATTERN_MEANINGS,
+    QUERY_NAME_PATTERN,
+    RESERVED_AUTHORIZE_PARAMS,
+    RESERVED_PARAM_NAMES,
+    RESERVED_TOKEN_PARAMS,
+    AuthorizeParamName,
+    DottedPath,
+    ErrorCode,
+    HeaderName,
+    ParamName,
+    ParamPattern,
+    ParamValue,
+    ProviderName,
+    Scope,
+    Seconds,
+    TokenParamName,
+    Url,
+    url_json_schema,
+)
 from .spec import (
     CLIENT_AUTH_METHODS,
     CLIENT_AUTH_METHODS_REVOCATION,
@@ -39,59 +60,6 @@ from .spec import (
 
 _SPEC_DEFAULTS = {f.name: f.default for f in fields(ProviderSpec)}
 _TOKEN_PATH_DEFAULTS = {f.name: f.default for f in fields(TokenPaths)}
-MAX_LIFETIME = 20 * 366 * 24 * 3600
-# Fields of POST /connect/start, and the built-in placeholders: no param may take these names.
-RESERVED_PARAM_NAMES = ("provider", "return_to", "access_token", "scopes", "csrf_token", "client_id", "token")
-# Parameters the flow itself sends: an entry's extra parameters may not replace them.
-RESERVED_AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "state", "code_challenge",
-                             "code_challenge_method", "nonce")
-RESERVED_TOKEN_PARAMS = ("grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "client_id",
-                         "client_secret", "client_assertion", "client_assertion_type")
-RESERVED_HEADERS = ("authorization", "content-type", "content-length", "host", "cookie", "transfer-encoding")
-
-
-def _compiles(pattern: str) -> str:
-    try:
-        compiled = re.compile(pattern)
-    except (re.error, RecursionError, OverflowError):
-        raise ValueError("must be a valid regular expression (it is matched against the whole value)") from None
-    if compiled.fullmatch(""):
-        raise ValueError("must not match an empty value")
-    return pattern
-
-
-def _not_reserved(reserved: tuple[str, ...]):
-    def check(name: str) -> str:
-        if name.lower() in reserved:
-            raise ValueError(f"{name!r} is reserved")
-        return name
-    return check
-
-
-def _url_json_schema(description: str) -> dict:
-    return {"pattern": url_template.URL_JSON_PATTERN, "description": description}
-
-
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
-DOTTED_PATH_PATTERN = r"^[A-Za-z0-9_$-]{1,64}(\.[A-Za-z0-9_$-]{1,64}){0,7}$"
-QUERY_NAME_PATTERN = r"^[A-Za-z0-9_.~-]{1,64}$"
-Url = Annotated[str, StringConstraints(min_length=1, max_length=url_template.MAX_URL_LENGTH),
-                AfterValidator(url_template.check_url_template)]
-ProviderName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-ParamName = Annotated[str, StringConstraints(pattern=NAME_PATTERN),
-                      AfterValidator(_not_reserved(RESERVED_PARAM_NAMES))]
-DottedPath = Annotated[str, StringConstraints(pattern=DOTTED_PATH_PATTERN)]
-# RFC 6749 §3.3 scope-token; RFC 6749 §5.2 error codes are the same characters plus space
-Scope = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]{1,256}$")]
-ErrorCode = Annotated[str, StringConstraints(pattern=r"^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$")]
-ParamValue = Annotated[str, StringConstraints(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
-AuthorizeParamName = Annotated[str, StringConstraints(pattern=QUERY_NAME_PATTERN),
-                               AfterValidator(_not_reserved(RESERVED_AUTHORIZE_PARAMS))]
-TokenParamName = Annotated[str, StringConstraints(pattern=QUERY_NAME_PATTERN),
-                           AfterValidator(_not_reserved(RESERVED_TOKEN_PARAMS))]
-HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$"),
-                       AfterValidator(_not_reserved(RESERVED_HEADERS))]
-Seconds = Annotated[int, Field(gt=0, le=MAX_LIFETIME)]
 
 
 class _Strict(BaseModel):
@@ -101,8 +69,7 @@ class _Strict(BaseModel):
 
 class ParamEntry(_Strict):
     """A per-connection value that fills ``{name}`` in the provider's URLs."""
-    pattern: Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_compiles)] = Field(
-        description="regular expression the whole value must match")
+    pattern: ParamPattern = Field(description="regular expression the whole value must match")
     source: Literal[PARAM_SOURCES] = Field(  # type: ignore[valid-type]
         "connect", description="connect: a field of POST /connect/start; callback: a query parameter of the "
         "provider's redirect; token_response: a value in the code-exchange response")
@@ -147,7 +114,7 @@ class ErrorShapeEntry(_Strict):
 class AccountIdEntry(_Strict):
     """Where the provider account id comes from."""
     source: Literal["userinfo", "token_response", "param", "none"]
-    url: Url | None = Field(None, json_schema_extra=_url_json_schema("userinfo URL (source = userinfo)"))
+    url: Url | None = Field(None, json_schema_extra=url_json_schema("userinfo URL (source = userinfo)"))
     field: DottedPath | None = Field(None, description="dotted path of the id, or the param name (source = "
                                                        "param); default: sub")
 
@@ -158,8 +125,12 @@ class AccountIdEntry(_Strict):
         return self
 
 
+def _reserved(names: tuple[str, ...]) -> dict:
+    return {"propertyNames": {"not": {"enum": list(names)}}}
+
+
 def _url(description: str) -> Any:
-    return Field(None, json_schema_extra=_url_json_schema(description))
+    return Field(None, json_schema_extra=url_json_schema(description))
 
 
 class ProviderEntry(_Strict):
@@ -174,17 +145,21 @@ class ProviderEntry(_Strict):
     sends_iss: bool = Field(_SPEC_DEFAULTS["sends_iss"], description="the provider sends RFC 9207 iss")
     pkce: bool = _SPEC_DEFAULTS["pkce"]
     client_auth: Literal[CLIENT_AUTH_METHODS] = _SPEC_DEFAULTS["client_auth"]  # type: ignore[valid-type]
-    params: dict[ParamName, ParamEntry] = Field({}, max_length=8, description="per-connection parameters")
+    params: dict[ParamName, ParamEntry] = Field({}, max_length=8, description="per-connection parameters",
+                                                json_schema_extra=_reserved(RESERVED_PARAM_NAMES))
     scopes: list[Scope] = Field([], max_length=100, description="scopes requested by default")
     allowed_scopes: list[Scope] = Field([], max_length=500, description="scopes a connect may ask; empty: any")
     scope_separator: Literal[" ", ","] = _SPEC_DEFAULTS["scope_separator"]
     scope_param: Annotated[str, StringConstraints(pattern=QUERY_NAME_PATTERN)] = _SPEC_DEFAULTS["scope_param"]
     include_granted_scopes: bool = _SPEC_DEFAULTS["include_granted_scopes"]
-    extra_authorize_params: dict[AuthorizeParamName, ParamValue] = Field({}, max_length=32)
+    extra_authorize_params: dict[AuthorizeParamName, ParamValue] = Field(
+        {}, max_length=32, json_schema_extra=_reserved(RESERVED_AUTHORIZE_PARAMS))
     token_body_format: Literal["form", "json"] = _SPEC_DEFAULTS["token_body_format"]
     token_request_headers: dict[HeaderName, ParamValue] = Field({}, max_length=16)
-    token_params: dict[TokenParamName, ParamValue] = Field({}, max_length=32)
-    refresh_params: dict[TokenParamName, ParamValue] = Field({}, max_length=32)
+    token_params: dict[TokenParamName, ParamValue] = Field({}, max_length=32,
+                                                           json_schema_extra=_reserved(RESERVED_TOKEN_PARAMS))
+    refresh_params: dict[TokenParamName, ParamValue] = Field({}, max_length=32,
+                                                             json_schema_extra=_reserved(RESERVED_TOKEN_PARAMS))
     refresh_sends_redirect_uri: bool = _SPEC_DEFAULTS["refresh_sends_redirect_uri"]
     token_response: TokenResponseEntry = TokenResponseEntry()
     error_shape: ErrorShapeEntry = ErrorShapeEntry()
@@ -275,16 +250,21 @@ _KEY_PART = re.compile(r"[A-Za-z0-9_.\[\]-]{1,40}")
 
 def _problem(error: dict) -> Problem:
     loc = [_key_part(part) for part in error["loc"]]
+    what = ""
+    if loc and loc[-1] == "[key]":  # a table's key (a param, parameter or header name) is wrong
+        loc, what = loc[:-1], "name: "
     if error["type"] == "extra_forbidden":
-        return Problem(".".join(loc[:-1]), f"unknown key {loc[-1]}")
+        return Problem(".".join(loc), "unknown key")
     if error["type"] == "value_error":
         cause = error["ctx"]["error"]
         if isinstance(cause, EntryProblem):
             loc.append(cause.key)
-        return Problem(".".join(loc), str(cause))
+        return Problem(".".join(loc), what + str(cause))
     if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return Problem(".".join(loc), "must be a table/mapping")
-    return Problem(".".join(loc), error["msg"])
+    if error["type"] == "string_pattern_mismatch" and error["ctx"]["pattern"] in PATTERN_MEANINGS:
+        return Problem(".".join(loc), what + "must be " + PATTERN_MEANINGS[error["ctx"]["pattern"]])
+    return Problem(".".join(loc), what + error["msg"])
 
 
 def _key_part(part: object) -> str:
@@ -295,7 +275,21 @@ def _key_part(part: object) -> str:
 def providers_file_json_schema() -> dict:
     """The JSON Schema of a providers file: provider name → entry."""
     schema = TypeAdapter(dict[ProviderName, ProviderEntry]).json_schema()
+    _close_tables(schema)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "Providers file (CONNECTOR_PROVIDERS_FILE)",
             "description": "Provider name -> entry. The connector checks more at start-up: placeholders name "
                            "declared params, settings do not contradict each other.", **schema}
+
+
+def _close_tables(schema: object) -> None:
+    """A table whose keys have a pattern (provider and param names) allows no key outside it: pydantic
+    refuses those keys, so the exported schema must too."""
+    if isinstance(schema, dict):
+        if "patternProperties" in schema:
+            schema.setdefault("additionalProperties", False)
+        for value in schema.values():
+            _close_tables(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _close_tables(value)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from string import Formatter
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..errors import InvalidRequest
-from .spec import LOOPBACK, ConnectionParam, ProviderSpec
+from .spec import ConnectionParam, ProviderSpec
+from .url_template import is_secure_url
 
 BUILT_INS = ("client_id", "token")
 MAX_VALUE_LENGTH = 255
@@ -86,9 +87,10 @@ def check_value(param: ConnectionParam, value: object) -> str:
 
 
 def bind(declared: tuple[ConnectionParam, ...], values: Mapping[str, object] | None, *,
-         sources: tuple[str, ...] | None = None) -> ParamValues:
+         sources: tuple[str, ...] | None = None, partial: bool = False) -> ParamValues:
     """Check ``values`` against the ``declared`` params (of the given ``sources``; default all):
-    a required one must be there, an optional one may be absent, an undeclared one is refused."""
+    a required one must be there (unless ``partial``: some are not known yet), an optional one may
+    be absent, an undeclared one is refused."""
     values = values or {}
     wanted = {p.name: p for p in declared if sources is None or p.source in sources}
     unknown = sorted(name for name in values if name not in wanted)
@@ -97,7 +99,7 @@ def bind(declared: tuple[ConnectionParam, ...], values: Mapping[str, object] | N
     checked = {}
     for name, param in wanted.items():
         if values.get(name) in (None, ""):
-            if param.required:
+            if param.required and not partial:
                 raise InvalidConnectionParam(f"the connection parameter {name!r} is required")
             continue
         checked[name] = (check_value(param, values[name]), param.pattern)
@@ -126,7 +128,7 @@ def render(template: str, values: ParamValues, *, client_id: str | None = None, 
         else:
             raise InvalidConnectionParam(f"the connection parameter {name!r} is required")
     url = template.format(**filled)
-    if not re.fullmatch(_shape(template), url) or not _secure(url):
+    if not re.fullmatch(_shape(template), url) or not is_secure_url(url):
         raise InvalidConnectionParam("a connection parameter takes the provider's URL out of its declared shape")
     return url
 
@@ -154,15 +156,11 @@ def _shape(template: str) -> str:
     return "".join(pattern)
 
 
-def _secure(url: str) -> bool:
-    parts = urlsplit(url)
-    return ((parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK))
-            and bool(parts.hostname) and not parts.username and not parts.password and not parts.fragment)
-
-
 def stored(spec: ProviderSpec, values: Mapping[str, object] | None) -> ParamValues:
-    """A connection's stored params, checked again against what the entry declares now."""
-    return bind(spec.params, {k: v for k, v in (values or {}).items() if k in {p.name for p in spec.params}})
+    """A connection's (or a connect in progress') params, each checked again against what the entry
+    declares now; one a URL needs but that is absent fails in ``render``."""
+    declared = {p.name for p in spec.params}
+    return bind(spec.params, {k: v for k, v in (values or {}).items() if k in declared}, partial=True)
 
 
 def url(spec: ProviderSpec, template: str | None, values: Mapping[str, object] | None, *,

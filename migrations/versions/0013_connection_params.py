@@ -1,7 +1,7 @@
 """connection params: the per-connection values of templated provider URLs
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-01 14:55:00
 
 connections.params: the values of the provider entry's declared ``params`` (a Zendesk subdomain,
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0013'
-down_revision = '0011'
+down_revision = '0012'  # the brief said 0011; h-start's 0012 is merged into this branch
 branch_labels = None
 depends_on = None
 

@@ -60,6 +60,8 @@ PROVIDER_NAME = "acme"  # the e2e provider's name in the providers file (its cli
 POST_PROVIDER_NAME = "acme_post"  # the same provider through its client_secret_post client
 DOWN_PROVIDER_NAME = "acme_down"  # an OpenID provider whose issuer does not answer (discovery fails)
 DEAD_TOKEN_PROVIDER_NAME = "acme_dead_token"  # the provider's authorize endpoint, a token URL nobody serves
+TENANT_PROVIDER_NAME = "acme_tenant"  # the provider behind per-tenant URLs: /{subdomain}/... (tenant_front)
+TENANT_SUBDOMAIN_PATTERN = "[a-z0-9][a-z0-9-]{0,62}"
 PROVIDER_SCOPES = ["openid", "profile", "offline_access", "api:read"]
 PROVIDER_ACCESS_TOKEN_TTL = 60  # seconds; the vault refreshes when asked for a longer min_ttl
 
@@ -249,7 +251,7 @@ def provider(tmp_path_factory, service_port):
         tmp_path_factory.mktemp("provider"),
         # Each provider its own redirect URI at the service: /connect/callback/<name>.
         redirect_uri={"basic": [f"http://127.0.0.1:{service_port}/connect/callback/{name}"
-                                for name in (PROVIDER_NAME, DEAD_TOKEN_PROVIDER_NAME)],
+                                for name in (PROVIDER_NAME, DEAD_TOKEN_PROVIDER_NAME, TENANT_PROVIDER_NAME)],
                       "post": f"http://127.0.0.1:{service_port}/connect/callback/{POST_PROVIDER_NAME}"},
         access_token_ttl=PROVIDER_ACCESS_TOKEN_TTL,
     )
@@ -350,7 +352,41 @@ def _base_process_env() -> dict[str, str]:
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
-def _providers_toml(provider) -> str:
+@pytest.fixture(scope="session")
+def tenant_front(provider):
+    """The provider's endpoints under /<tenant>/ on their own port; only the tenant "acme" exists."""
+    try:
+        from .tenant_front import TenantFront
+    except ImportError:
+        from tenant_front import TenantFront
+
+    authorize_path = urlsplit(provider.discovery()["authorization_endpoint"]).path
+    front = TenantFront(provider.base_url, authorize_path)
+    front.connector_name = TENANT_PROVIDER_NAME
+    yield front
+    front.stop()
+
+
+def _tenant_toml(provider, front) -> list[str]:
+    """A Zendesk-like entry: every URL carries the connection's {subdomain}, declared with its pattern."""
+    def at_tenant(url: str) -> str:
+        return front.url + "/{subdomain}" + urlsplit(url).path
+
+    discovery = provider.discovery()
+    return [
+        f"[{TENANT_PROVIDER_NAME}]", 'display_name = "Acme, per tenant"',
+        "params = { subdomain = { pattern = " + json.dumps(TENANT_SUBDOMAIN_PATTERN)
+        + ', source = "connect", description = "your Acme subdomain" } }',
+        f"authorize_url = {json.dumps(at_tenant(discovery['authorization_endpoint']))}",
+        f"token_url = {json.dumps(at_tenant(discovery['token_endpoint']))}",
+        f"revocation_url = {json.dumps(at_tenant(discovery['revocation_endpoint']))}",
+        'revocation_style = "rfc7009"',
+        f"api_base_url = {json.dumps(front.url + '/{subdomain}/api/')}",
+        f"scopes = {json.dumps(PROVIDER_SCOPES)}", "",
+    ]
+
+
+def _providers_toml(provider, front=None) -> str:
     # Exactly what an operator writes for an OpenID provider: the issuer (discovery does the
     # rest), the scopes to ask for, and the API base URL for the proxy.
     entry = [
@@ -369,6 +405,7 @@ def _providers_toml(provider) -> str:
         f"authorize_url = {json.dumps(provider.discovery()['authorization_endpoint'])}",
         f"token_url = {json.dumps(f'http://127.0.0.1:{parties.free_port()}/token')}",  # nothing listens there
         f"scopes = {json.dumps(PROVIDER_SCOPES)}", "",
+        *(_tenant_toml(provider, front) if front is not None else []),
     ])
 
 
@@ -417,10 +454,10 @@ def webhooks():
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory, service_port, provider, auth0, spa, database, webhooks):
+def service(tmp_path_factory, service_port, provider, auth0, spa, database, webhooks, tenant_front):
     workdir = tmp_path_factory.mktemp("service")
     providers_file = workdir / "providers.toml"
-    providers_file.write_text(_providers_toml(provider))
+    providers_file.write_text(_providers_toml(provider, tenant_front))
     base_url = f"http://127.0.0.1:{service_port}"
     env = {
         **_base_process_env(),
@@ -439,6 +476,8 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database, webh
         f"{POST_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.clients["post"]["client_secret"],
         f"{DEAD_TOKEN_PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
         f"{DEAD_TOKEN_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
+        f"{TENANT_PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
+        f"{TENANT_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
         f"{DOWN_PROVIDER_NAME.upper()}_CLIENT_ID": "down-client",
         f"{DOWN_PROVIDER_NAME.upper()}_CLIENT_SECRET": "down-secret",
         "DATABASE_URL": database,
@@ -537,8 +576,9 @@ class Database:
     def connections(self, user_id: str) -> list[dict]:
         return self.rows("SELECT * FROM connections WHERE user_id = :u", u=user_id)
 
-    def authorization_requests(self, user_id: str) -> list[dict]:
-        return self.rows("SELECT * FROM authorization_requests WHERE user_id = :u", u=user_id)
+    def used_attempts(self) -> set[str]:
+        """The ids of the connect attempts whose callback was accepted (each once)."""
+        return {row["id"] for row in self.rows("SELECT id FROM connect_attempts_used")}
 
     def audit(self, user_id: str) -> list[dict]:
         return self.rows("SELECT * FROM audit_events WHERE user_id = :u ORDER BY id", u=user_id)

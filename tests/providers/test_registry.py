@@ -4,7 +4,7 @@ import pytest
 import responses
 
 from app.errors import ProviderUnavailable, UnknownProvider
-from app.providers.registry import ProviderRegistry, load_specs
+from app.providers.registry import ProviderRegistry, apply_discovery, load_specs
 from app.providers.spec import ProviderSpec, SpecError, spec_from_mapping
 
 CREDS = {"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": "secret", "IDP_CLIENT_ID": "idp-id",
@@ -172,3 +172,33 @@ def test_discovery_auth_methods_of_the_wrong_shape_fall_back_to_basic(methods):
                        "authorization_response_iss_parameter_supported": "false"})
         spec = registry.get("idp")
     assert spec.client_auth == "client_secret_basic" and not spec.sends_iss
+
+
+def test_discovery_keeps_every_key_of_the_entry():
+    spec = spec_from_mapping("idp", {"issuer": "https://idp.test", "scopes": ["openid"], "token_body_format": "json",
+                                     "token_response": {"access_token": "data.token"}, "allowed_scopes": ["openid"],
+                                     "reauth_error_codes": ["invalid_grant", "expired"],
+                                     "account_id": {"source": "userinfo", "field": "email"}})
+    resolved = apply_discovery(spec, DISCOVERY)
+    assert (resolved.token_body_format, resolved.token_response.access_token) == ("json", "data.token")
+    assert resolved.reauth_error_codes == ("invalid_grant", "expired") and resolved.allowed_scopes == ("openid",)
+    assert (resolved.account_id_url, resolved.account_id_field) == ("https://idp.test/me", "email")
+    assert resolved.entry.authorize_url == "https://idp.test/auth"  # a resolved spec carries its resolved entry
+
+
+@pytest.mark.parametrize("meta,message", [
+    ({**DISCOVERY, "token_endpoint": "http://idp.test/token"}, "token_url: must be an https URL"),
+    ({**DISCOVERY, "revocation_endpoint": "https://idp.test/{token}"}, "{token} is only for revocation_url with"),
+    ({**DISCOVERY, "userinfo_endpoint": "https://u:p@idp.test/me"}, "account_id.url: must be an https URL"),
+    ({key: value for key, value in DISCOVERY.items() if key != "token_endpoint"}, "names no authorization or token"),
+])
+def test_discovered_endpoints_are_validated_by_the_entry_schema(meta, message):
+    spec = spec_from_mapping("idp", {"issuer": "https://idp.test"})
+    with pytest.raises(ProviderUnavailable, match="discovery for provider 'idp'") as caught:
+        apply_discovery(spec, meta)
+    assert message in str(caught.value)
+
+
+def test_a_spec_built_in_code_cannot_be_completed_by_discovery():
+    with pytest.raises(ProviderUnavailable, match="no entry"):
+        apply_discovery(ProviderSpec("idp", "IdP", issuer="https://idp.test"), DISCOVERY)

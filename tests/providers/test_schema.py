@@ -1,8 +1,14 @@
 """The entry schema: every key of the issue-17 vocabulary loads into ProviderSpec, and broken rules are refused
 with a message naming the provider and the key."""
+import tomllib
+from importlib import resources
+
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 
 from app.providers.registry import load_specs
+from app.providers.schema import providers_file_json_schema
 from app.providers.spec import ConnectionParam, ErrorShape, SpecError, TokenPaths, spec_from_mapping
 
 BASE = {"authorize_url": "https://p.test/authorize", "token_url": "https://p.test/token"}
@@ -116,3 +122,63 @@ def test_defaults_are_the_specs_defaults():
 def test_credentials_in_an_entry_are_refused(key):
     with pytest.raises(SpecError, match=f"{key}: credentials are never read from files"):
         spec_from_mapping("p", {**BASE, key: "hunter2"})
+
+
+SAMPLE_YAML = """\
+# providers.yaml
+okta:
+  issuer: https://example.okta.com
+  scopes: [openid, offline_access]
+acme:
+  display_name: Acme
+  params:
+    tenant: {pattern: "[a-z0-9-]{1,40}", description: your Acme tenant}
+  authorize_url: "https://{tenant}.acme.test/oauth/authorize"
+  token_url: "https://{tenant}.acme.test/oauth/token"
+  token_body_format: json
+  error_shape: {field: error.code, on_http_200: true}
+  scopes: [read, offline]
+  scope_separator: ","
+  account_id: {source: token_response, field: user.id}
+github:
+  scopes: [repo, "read:user"]
+"""
+
+
+@pytest.fixture(scope="module")
+def validator():
+    schema = providers_file_json_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def test_exported_schema_accepts_the_catalog_and_sample_files(validator, tmp_path):
+    catalog = tomllib.loads(resources.files("app.providers").joinpath("catalog.toml").read_text("utf-8"))
+    assert list(validator.iter_errors(catalog)) == []
+    assert list(validator.iter_errors(tomllib.loads(ZENDESK))) == []
+    assert list(validator.iter_errors(yaml.safe_load(SAMPLE_YAML))) == []
+    assert set(_load(tmp_path, SAMPLE_YAML, ".yaml")) >= {"okta", "acme", "github"}  # and the connector agrees
+
+
+@pytest.mark.parametrize("entry", [
+    {**BASE, "token_url": "http://evil.test/token"},
+    {**BASE, "client_secret": "hunter2"},
+    {**BASE, "colour": "blue"},
+    {**BASE, "pkce": "yes"},
+    {**BASE, "default_access_token_ttl": True},
+    {**BASE, "params": {"return_to": {"pattern": "[a-z]+"}}},
+    {**BASE, "params": {"Sub": {"pattern": "[a-z]+"}}},
+    {**BASE, "params": {"sub": {"source": "connect"}}},
+    {**BASE, "revocation_style": "maybe"},
+    {**BASE, "token_response": {"access_token": "a..b"}},
+    {**BASE, "scopes": ["a b"]},
+    {**BASE, "extra_authorize_params": {"state": 1}},
+])
+def test_exported_schema_refuses_a_hostile_entry(validator, entry):
+    assert list(validator.iter_errors({"p": entry}))
+    with pytest.raises(SpecError):
+        spec_from_mapping("p", entry)
+
+
+def test_exported_schema_refuses_a_bad_provider_name(validator):
+    assert list(validator.iter_errors({"Bad-Name": BASE}))

@@ -4,8 +4,10 @@ import datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from app.providers.registry import load_specs, read_entries
+from app.providers.schema import ProviderEntry, providers_file_json_schema
 from app.providers.spec import SpecError, spec_from_mapping
 
 BASE = {"authorize_url": "https://p.test/authorize", "token_url": "https://p.test/token"}
@@ -80,24 +82,30 @@ def test_non_utf8_providers_file_is_a_spec_error(tmp_path):
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
     | st.sampled_from(["https://p.test/x", "http://127.0.0.1:9/x", " ", ",", "client_secret_post", "rfc7009",
-                       "userinfo", "token_response", "none", "openid"]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+                       "userinfo", "token_response", "none", "openid", "https://{sub}.p.test/x", "{sub}/x",
+                       "https://p.test/{token}", "delete_token_url", "connect", "callback", "[a-z]+", "a.b",
+                       "json", "DELETE", "access", "param", "sub", "bearer"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.text(max_size=8) | st.sampled_from(["sub", "pattern", "source", "path", "url", "field", "source"]),
+        children, max_size=3),
     max_leaves=8,
 )
-KEYS = st.sampled_from(["display_name", "authorize_url", "token_url", "api_base_url", "issuer", "sends_iss",
-                        "revocation_url", "revocation_style", "scopes", "scope_separator", "client_auth", "pkce",
-                        "extra_authorize_params", "non_expiring_access_tokens", "default_access_token_ttl",
-                        "reauth_error_codes", "account_id", "other"])
+KEYS = st.sampled_from([*sorted(ProviderEntry.model_fields), "other", "client_id"])
+SCHEMA = Draft202012Validator(providers_file_json_schema())
 
 
 @settings(max_examples=300, deadline=None)
 @given(entry=st.dictionaries(KEYS, VALUES, max_size=8), base=st.booleans())
 def test_any_entry_is_a_spec_or_a_spec_error(entry, base):
+    entry = {**BASE, **entry} if base else entry
     try:
-        spec = spec_from_mapping("p", {**BASE, **entry} if base else entry)
-    except SpecError:
+        spec = spec_from_mapping("p", entry)
+    except SpecError as exc:
+        assert exc.problems and all(problem.key or problem.message for problem in exc.problems)
         return
     assert isinstance(spec.display_name, str) and all(isinstance(s, str) for s in spec.scopes)
+    # the exported JSON Schema is never stricter than the connector: an editor never flags a valid entry
+    assert list(SCHEMA.iter_errors({"p": entry})) == []
 
 
 def test_deeply_nested_toml_providers_file_is_a_spec_error(tmp_path):
