@@ -38,6 +38,23 @@ HUBSPOT_COMMON = dict(
     rotation="same",  # non-rotating: unverified
 )
 
+SLACK_COMMON = dict(
+    authorize_url="https://slack.com/oauth/v2/authorize",  # docs.slack.dev installing-with-oauth
+    token_url="https://slack.com/api/oauth.v2.access",
+    # auth.revoke takes the token (Web API: Bearer or token=), answers {ok, revoked}
+    revocation=Revocation("slack_api", "https://slack.com/api/auth.revoke", token="access",
+                          ok_body={"ok": True, "revoked": True}),
+    account_ids=("U0USER1",),  # authed_user.id
+    client_auth="either",  # Basic preferred; client_id/client_secret params accepted
+    pkce="refused",  # a confidential app without PKCE enabled: pkce_not_allowed
+    scope_param="user_scope", scope_separator=",", response_scope_separator=",",  # [Nango]
+    token_path="authed_user",  # the user token is nested ([Nango] alternate_access_token_response_path)
+    success_flag="ok", error_status=200,  # HTTP 200 with ok:false (slack-api-ref oauth.v2.access.json)
+    token_type="user",
+    token_extras=(("team", {"id": "T0TEAM1", "name": "Acme"}), ("app_id", "A0APP1"),
+                  ("authed_user", {"id": "U0USER1"})),
+)
+
 PROFILES: dict[str, Profile] = {p.name: p for p in [
     Profile(name="github", **GITHUB_COMMON,
             access_ttl=None, issues_refresh_token=False,  # OAuth app: no expiry, no refresh token
@@ -84,27 +101,17 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
             client_auth="either", pkce="optional",  # docs: Basic; [disc]: basic + post
             access_ttl=3600,
             rotation="sometimes"),  # tutorials/refreshing-tokens: may or may not contain a new one
-    Profile(name="slack",
-            authorize_url="https://slack.com/oauth/v2/authorize",  # docs.slack.dev installing-with-oauth
-            token_url="https://slack.com/api/oauth.v2.access",
-            # auth.revoke takes the token (Web API: Bearer or token=), answers {ok, revoked}
-            revocation=Revocation("slack_api", "https://slack.com/api/auth.revoke", token="access",
-                                  ok_body={"ok": True, "revoked": True}),
-            account_ids=("U0USER1",),  # authed_user.id
-            client_auth="either",  # Basic preferred; client_id/client_secret params accepted
-            pkce="refused",  # confidential app without PKCE enabled: pkce_not_allowed
-            scope_param="user_scope", scope_separator=",", response_scope_separator=",",  # [Nango]
-            token_path="authed_user",  # the user token is nested ([Nango] alternate_access_token_response_path)
+    Profile(name="slack", **SLACK_COMMON,
+            # using-token-rotation (opt-in per app): 12 h tokens and a refresh token, also inside
+            # authed_user; each refresh issues a new refresh token and revokes the used one.
+            access_ttl=43200, rotation="rotating",
             # A refresh answers at the top level (@slack/oauth OAuthV2TokenRefreshResponse;
             # slack-web-api-client token-rotator.js): unverified for user tokens.
             refresh_token_path="",
-            success_flag="ok", error_status=200,  # HTTP 200 with ok:false
-            token_type="user",
-            access_ttl=43200, rotation="rotating",  # using-token-rotation: 12 h; the used refresh token is revoked
-            token_extras=(("team", {"id": "T0TEAM1", "name": "Acme"}), ("app_id", "A0APP1"),
-                          ("authed_user", {"id": "U0USER1"})),
             dead_grant=ErrorAnswer(200, {"ok": False, "error": "invalid_refresh_token"}),  # slack-api-ref
             unverified=("refresh_token_path",)),
+    # Without token rotation (the default): the tokens never expire and there is no refresh token.
+    Profile(name="slack_static", entry="slack", **SLACK_COMMON, access_ttl=None, issues_refresh_token=False),
     Profile(name="atlassian",
             authorize_url="https://auth.atlassian.com/authorize",  # oauth-2-3lo-apps
             token_url="https://auth.atlassian.com/oauth/token",

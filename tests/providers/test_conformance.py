@@ -80,7 +80,40 @@ def connect_stage(flow: Lifecycle, sim: Simulator, profile: Profile) -> None:
     assert flow.stored("refresh_token") == expected_refresh, "the stored refresh token is the user's"
     if flow.spec.account_id_source != "none" and profile.account_ids:
         assert row.external_account_id in profile.account_ids
+    assert (row.params or {}) == expected_params(flow, profile), "the connection keeps its params"
+    for param in flow.spec.params:  # a templated token URL was filled with the connection's value
+        if "{" + param.name + "}" in (flow.spec.token_url or ""):
+            assert f"/{row.params[param.name]}" in token.path or f"/{row.params[param.name]}." in token.path
+    check_scope_request(authorize, flow.spec, profile)
     assert not sim.of("unknown"), flow.trace()
+
+
+def expected_params(flow: Lifecycle, profile: Profile) -> dict[str, str]:
+    """Each declared param's value, from where the entry says it comes: the connect request, the
+    provider's redirect (QuickBooks' realmId) or the token response (Salesforce's instance_url)."""
+    found = {}
+    sources = {"connect": dict(profile.connect_values), "callback": dict(profile.callback_extras),
+               "token_response": dict(profile.token_extras)}
+    for param in flow.spec.params:
+        value = sources[param.source]
+        for part in (param.path or param.name).split(".") if param.source == "token_response" else \
+                [param.path or param.name]:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            found[param.name] = str(value)
+    return found
+
+
+def check_scope_request(authorize, spec, profile: Profile) -> None:
+    """The entry asks for its scopes the way the provider reads them (parameter name, separator)."""
+    if not spec.scopes:
+        return
+    asked = authorize.query.get(profile.scope_param)
+    assert asked is not None, f"the provider reads scopes from {profile.scope_param!r}; the request has " \
+                              f"{sorted(k for k in authorize.query if 'scope' in k)}"
+    if len(spec.scopes) > 1:
+        assert asked.split(profile.scope_separator) == list(spec.scopes), \
+            f"scopes joined with {spec.scope_separator!r}; the provider splits on {profile.scope_separator!r}"
 
 
 def token_stage(flow: Lifecycle, sim: Simulator) -> None:
