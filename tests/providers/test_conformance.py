@@ -10,10 +10,12 @@ runtime does not honour it. Storage-touching stages also run on PostgreSQL (TEST
 """
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
 
+from app import clock
 from tests.conftest import base_env
 from tests.provider_sim.profile import Profile
 from tests.provider_sim.profiles import PROFILES
@@ -84,8 +86,33 @@ def connect_stage(flow: Lifecycle, sim: Simulator, profile: Profile) -> None:
     for param in flow.spec.params:  # a templated token URL was filled with the connection's value
         if "{" + param.name + "}" in (flow.spec.token_url or ""):
             assert f"/{row.params[param.name]}" in token.path or f"/{row.params[param.name]}." in token.path
-    check_scope_request(authorize, flow.spec, profile)
+    check_expiry(row, flow.spec, profile)
     assert not sim.of("unknown"), flow.trace()
+    check_scope_request(authorize, flow.spec, profile)
+
+
+def _seconds_from_now(moment) -> float:
+    return (moment - clock.now()).total_seconds()
+
+
+def check_expiry(row, spec, profile: Profile) -> None:
+    """The access token's expiry read from where the provider puts it (Slack: authed_user), or the
+    entry's default when the provider sends none; the refresh token's from refresh_token_expires_in."""
+    if profile.expires:
+        expected = profile.access_ttl
+    elif spec.non_expiring_access_tokens:
+        assert row.access_token_expires_at is None, "a non-expiring access token got an expiry"
+        expected = None
+    else:
+        expected = spec.default_access_token_ttl
+    if expected is not None:
+        assert row.access_token_expires_at is not None, "the access token's expiry was not stored"
+        assert abs(_seconds_from_now(row.access_token_expires_at) - expected) < 120, (
+            f"access token expires in {_seconds_from_now(row.access_token_expires_at):.0f} s, expected {expected}")
+    if profile.refresh_token_expires_in and profile.issues_refresh_token:
+        lifetimes = [profile.refresh_token_expires_in, spec.refresh_token_absolute_lifetime or math.inf]
+        assert row.refresh_token_expires_at is not None, "refresh_token_expires_in was not read"
+        assert abs(_seconds_from_now(row.refresh_token_expires_at) - min(lifetimes)) < 120
 
 
 def expected_params(flow: Lifecycle, profile: Profile) -> dict[str, str]:
