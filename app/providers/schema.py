@@ -45,11 +45,13 @@ from .entry_types import (
     url_json_schema,
 )
 from .spec import (
+    ACCOUNT_ID_SOURCES,
     CLIENT_AUTH_METHODS,
     CLIENT_AUTH_METHODS_REVOCATION,
     MAX_ACCESS_TOKEN_TTL,
     PARAM_SOURCES,
     REVOCATION_STYLES,
+    TOKEN_BODY_FORMATS,
     ConnectionParam,
     ErrorShape,
     Problem,
@@ -113,7 +115,7 @@ class ErrorShapeEntry(_Strict):
 
 class AccountIdEntry(_Strict):
     """Where the provider account id comes from."""
-    source: Literal["userinfo", "token_response", "param", "none"]
+    source: Literal[ACCOUNT_ID_SOURCES]  # type: ignore[valid-type]
     url: Url | None = Field(None, json_schema_extra=url_json_schema("userinfo URL (source = userinfo)"))
     field: DottedPath | None = Field(None, description="dotted path of the id, or the param name (source = "
                                                        "param); default: sub")
@@ -154,7 +156,7 @@ class ProviderEntry(_Strict):
     include_granted_scopes: bool = _SPEC_DEFAULTS["include_granted_scopes"]
     extra_authorize_params: dict[AuthorizeParamName, ParamValue] = Field(
         {}, max_length=32, json_schema_extra=_reserved(RESERVED_AUTHORIZE_PARAMS))
-    token_body_format: Literal["form", "json"] = _SPEC_DEFAULTS["token_body_format"]
+    token_body_format: Literal[TOKEN_BODY_FORMATS] = _SPEC_DEFAULTS["token_body_format"]  # type: ignore[valid-type]
     token_request_headers: dict[HeaderName, ParamValue] = Field({}, max_length=16)
     token_params: dict[TokenParamName, ParamValue] = Field({}, max_length=32,
                                                            json_schema_extra=_reserved(RESERVED_TOKEN_PARAMS))
