@@ -10,69 +10,23 @@ the last ``MAX_RECORDS`` requests kept.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
-import hashlib
 import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlencode
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from .profile import ErrorAnswer, Profile, path_pattern
+from .profile import Profile, path_pattern
+from .wire import QuietHandler, Recorded, basic_credentials, render, s256, unsigned_id_token
 
 MAX_CONCURRENT = 16
 MAX_RECORDS = 500
 MAX_BODY = 64 * 1024
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: a request line can carry a token (HubSpot's DELETE /refresh-tokens/{token})."""
-
-    def log_request(self, *args) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class Recorded:
-    kind: str  # authorize | token | refresh | revoke | userinfo | unknown
-    method: str
-    path: str
-    query: dict
-    headers: dict
-    form: dict
-    json: object
-    path_params: dict
-    status: int = 0
-
-    @property
-    def body(self) -> dict:
-        """The body's fields, whatever its format."""
-        return self.json if isinstance(self.json, dict) else self.form
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-
-    def sent_token(self, style: str) -> str | None:
-        """The token a revocation request of ``style`` carries."""
-        bearer = self.headers.get("Authorization", "")
-        bearer = bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None
-        json_body = self.json if isinstance(self.json, dict) else {}
-        return {"rfc7009": self.form.get("token"), "json_token": json_body.get("token"), "bearer": bearer,
-                "slack_api": bearer or self.form.get("token"), "github_grant": json_body.get("access_token"),
-                "delete_token_url": self.path_params.get("token")}[style]
-
-    @property
-    def client_auth(self) -> str:
-        """Where the client authenticated: basic | post | both | none."""
-        basic = self.headers.get("Authorization", "").startswith("Basic ")
-        post = "client_secret" in self.body
-        return "both" if basic and post else "basic" if basic else "post" if post else "none"
 
 
 @dataclass
@@ -102,7 +56,7 @@ class Simulator:
         self._codes: dict[str, PendingCode] = {}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         # A short poll interval: shutdown() waits for serve_forever to notice, up to one interval.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
@@ -147,10 +101,6 @@ class Simulator:
         with self._lock:
             issued = list(self.grants[-1].refresh) if self.grants else []
             return issued[-1] if issued else None
-
-    def valid_refresh_tokens(self) -> set[str]:
-        with self._lock:
-            return {t for g in self.grants if g.alive for t, ok in g.refresh.items() if ok}
 
     # -- WSGI --------------------------------------------------------------------------------
     def _wsgi(self, environ, start_response):
@@ -216,26 +166,10 @@ class Simulator:
         return self.url + "/" + (self.profile.issuer or "").removeprefix("https://")
 
     # -- token and refresh -------------------------------------------------------------------
-    def _answer(self, request: Request, answer: ErrorAnswer | dict, status: int = 200) -> Response:
-        p = self.profile
-        if isinstance(answer, ErrorAnswer):
-            body, status, form = answer.body, answer.status, answer.form
-        else:
-            body, form = ({p.success_flag: True} if p.success_flag else {}) | answer, False
-        if p.form_unless_accept_json and "application/json" not in request.headers.get("Accept", ""):
-            form = True
-        elif p.form_unless_accept_json:
-            form = False
-        if form:
-            return Response(urlencode({k: v for k, v in body.items() if v is not None}), status=status,
-                            mimetype="application/x-www-form-urlencoded")
-        return Response(json.dumps(body), status=status, mimetype="application/json",
-                        headers={"Cache-Control": "no-store"})
-
     def _client_ok(self, request: Request, record: Recorded, demanded: str) -> bool:
         where = record.client_auth
         if where == "basic":
-            ok = self._basic(request) == (self.client_id, self.client_secret)
+            ok = basic_credentials(request) == (self.client_id, self.client_secret)
         elif where == "post":
             body = record.body
             ok = body.get("client_id") == self.client_id and body.get("client_secret") == self.client_secret
@@ -243,38 +177,30 @@ class Simulator:
             return False
         return ok and (demanded == "either" or demanded == where)
 
-    def _basic(self, request: Request) -> tuple[str, str] | None:
-        try:
-            raw = base64.b64decode(request.headers.get("Authorization", "")[6:], validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        user, _, password = raw.partition(":")
-        return unquote(user), unquote(password)
-
     def _token(self, request: Request, record: Recorded) -> Response:
         p = self.profile
         if request.method != "POST":
             return Response("method not allowed", status=405)
         if p.body_format == "json" and not isinstance(record.json, dict):
-            return self._answer(request, p.error("invalid_request", "the body must be JSON"))
+            return render(self.profile, request, p.error("invalid_request", "the body must be JSON"))
         if p.body_format == "json" and record.content_type != "application/json":
-            return self._answer(request, p.error("invalid_request", "the body must be JSON"))
+            return render(self.profile, request, p.error("invalid_request", "the body must be JSON"))
         if p.body_format == "either" and not (isinstance(record.json, dict) or record.form):
-            return self._answer(request, p.error("invalid_request", "the body must be JSON or a form"))
+            return render(self.profile, request, p.error("invalid_request", "the body must be JSON or a form"))
         if p.body_format == "form" and record.content_type != "application/x-www-form-urlencoded":
-            return self._answer(request, p.error("invalid_request", "the body must be form-encoded"))
+            return render(self.profile, request, p.error("invalid_request", "the body must be form-encoded"))
         for name, value in p.required_headers:
             if request.headers.get(name) is None or (value and request.headers.get(name) != value):
-                return self._answer(request, p.error("invalid_request", f"header {name} required"))
+                return render(self.profile, request, p.error("invalid_request", f"header {name} required"))
         if not self._client_ok(request, record, p.client_auth):
-            return self._answer(request, p.error("invalid_client", status=401))
+            return render(self.profile, request, p.error("invalid_client", status=401))
         grant_type = record.body.get("grant_type")
         at_refresh_url = record.kind == "refresh" or (p.refresh_url is None and grant_type == "refresh_token")
         if grant_type == "refresh_token" and at_refresh_url:
             return self._refresh(request, record)
         if grant_type == "authorization_code" and record.kind == "token":
             return self._exchange(request, record)
-        return self._answer(request, p.error("unsupported_grant_type"))
+        return render(self.profile, request, p.error("unsupported_grant_type"))
 
     def _exchange(self, request: Request, record: Recorded) -> Response:
         p, body = self.profile, record.body
@@ -284,34 +210,34 @@ class Simulator:
             if fresh:
                 pending.used = True
         if not fresh or body.get("redirect_uri") != pending.redirect_uri:
-            return self._answer(request, p.error("invalid_grant", "bad code or redirect_uri"))
+            return render(self.profile, request, p.error("invalid_grant", "bad code or redirect_uri"))
         verifier = body.get("code_verifier")
         if verifier and p.pkce == "refused":
-            return self._answer(request, p.error("pkce_not_allowed"))
+            return render(self.profile, request, p.error("pkce_not_allowed"))
         if pending.challenge:
-            expected = verifier if pending.method == "plain" else base64.urlsafe_b64encode(
-                hashlib.sha256((verifier or "").encode()).digest()).rstrip(b"=").decode()
+            expected = verifier if pending.method == "plain" else s256(verifier or "")
             if not verifier or expected != pending.challenge:
-                return self._answer(request, p.error("invalid_grant", "code_verifier does not match"))
+                return render(self.profile, request, p.error("invalid_grant", "code_verifier does not match"))
         elif verifier:
-            return self._answer(request, p.error("invalid_grant", "code_verifier without a challenge"))
+            return render(self.profile, request, p.error("invalid_grant", "code_verifier without a challenge"))
         grant = Grant(pending.scopes)
         tokens = self._issue(grant, refresh=p.issues_refresh_token)
         with self._lock:
             self.grants.append(grant)
         if p.id_token_for_openid and "openid" in pending.scopes:
-            tokens["id_token"] = self._id_token(pending.nonce)
-        return self._answer(request, self._shape(tokens, grant, p.token_path, exchange=True))
+            claims = {"iss": self._issuer(), "aud": self.client_id, "sub": p.account_id or "sub-1"}
+            tokens["id_token"] = unsigned_id_token(claims | ({"nonce": pending.nonce} if pending.nonce else {}))
+        return render(self.profile, request, self._shape(tokens, grant, p.token_path, exchange=True))
 
     def _refresh(self, request: Request, record: Recorded) -> Response:
         p, body = self.profile, record.body
         if p.refresh_needs_redirect_uri and not body.get("redirect_uri"):
-            return self._answer(request, p.error("invalid_request", "redirect_uri required"))
+            return render(self.profile, request, p.error("invalid_request", "redirect_uri required"))
         old = body.get("refresh_token", "")
         with self._lock:
             grant = next((g for g in self.grants if g.refresh.get(old)), None)
             if grant is None or not grant.alive:
-                return self._answer(request, p.dead_grant)
+                return render(self.profile, request, p.dead_grant)
             grant.refreshes += 1
             rotate = p.rotation in ("rotating", "new_old_valid") or (
                 p.rotation == "sometimes" and grant.refreshes % 2 == 0)
@@ -322,7 +248,7 @@ class Simulator:
             tokens["refresh_token"] = old
         if p.rotation == "access_only":
             tokens = {"access_token": tokens["access_token"], "expires_in": p.access_ttl}
-        return self._answer(request, self._shape(tokens, grant, p.refresh_token_path, exchange=False))
+        return render(self.profile, request, self._shape(tokens, grant, p.refresh_token_path, exchange=False))
 
     def _issue(self, grant: Grant, *, refresh: bool) -> dict:
         p = self.profile
@@ -331,8 +257,6 @@ class Simulator:
         if p.expires:
             tokens["expires_in"] = p.access_ttl
         if p.sends_expires_at and p.expires:
-            import time
-
             tokens["expires_at"] = int(time.time()) + p.access_ttl
         with self._lock:
             grant.access.append(access)
@@ -360,16 +284,6 @@ class Simulator:
         last = path.split(".")[-1]
         node[last] = (node.get(last) or {}) | tokens
         return outer
-
-    def _id_token(self, nonce: str | None) -> str:
-        def part(data: dict) -> str:
-            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-        claims = {"iss": self._issuer(), "aud": self.client_id, "sub": self.profile.account_id or "sub-1"}
-        if nonce:
-            claims["nonce"] = nonce
-        # Unsigned as far as the connector cares: it came from the token endpoint (OIDC Core 3.1.3.7).
-        return f"{part({'alg': 'RS256', 'kid': 'sim'})}.{part(claims)}.c2ln"
 
     # -- userinfo and revocation -------------------------------------------------------------
     def _alive_access(self, token: str) -> Grant | None:

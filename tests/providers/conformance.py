@@ -24,7 +24,8 @@ from app.models import Connection
 from app.providers import ProviderSpec
 from tests.conftest import APP_ORIGIN, BASE_URL, RETURN_URL
 from tests.provider_sim.profile import Profile, to_loopback
-from tests.provider_sim.server import Recorded, Simulator
+from tests.provider_sim.server import Simulator
+from tests.provider_sim.wire import Recorded
 
 URL_KEYS = ("authorize_url", "token_url", "refresh_url", "revocation_url", "api_base_url", "issuer")
 USER = "auth0|conformance"
