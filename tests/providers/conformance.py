@@ -67,13 +67,16 @@ class Lifecycle:
         self.name = spec.name
 
     # -- steps -------------------------------------------------------------------------------
-    def connect(self) -> dict[str, str]:
-        """The whole connect; returns the outcome the app's return URL gets."""
+    def connect(self, **values: str) -> dict[str, str]:
+        """The whole connect (``values`` replace the profile's connect values); returns the outcome
+        the app's return URL gets."""
         form = {"access_token": self.auth0.token(USER), "provider": self.name, "return_to": RETURN_URL,
-                **self.connect_values()}
+                **self.connect_values(), **values}
         start = self.client.post("/connect/start", data=form, headers={"Origin": APP_ORIGIN}, base_url=BASE_URL)
         assert start.status_code == 303, start.get_data(as_text=True)[:300]
         authorize = start.headers["Location"]
+        if authorize.startswith(RETURN_URL):  # refused at the start
+            return {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
         assert authorize.startswith(self.sim.url + "/"), f"connect start went to {authorize.split('?')[0]!r}"
         at_provider = requests.get(authorize, allow_redirects=False, timeout=5)
         assert at_provider.status_code == 302, (

@@ -63,9 +63,10 @@ def has_refresh_token(profile: Profile) -> bool:
     return profile.issues_refresh_token
 
 
-def needs_refresh_token(profile: Profile) -> None:
-    if not has_refresh_token(profile):
-        pytest.skip(f"{profile.name} issues no refresh token and its access token does not expire")
+# Refresh and dead-grant stages only for providers that issue refresh tokens (the GitHub OAuth app
+# and Slack without token rotation do not: their access tokens never expire).
+WITH_REFRESH_TOKENS = pytest.mark.parametrize(
+    "profile", sorted(n for n, p in PROFILES.items() if p.issues_refresh_token), indirect=True)
 
 
 # -- the stages (each test below runs one on SQLite; the last runs them all on PostgreSQL) -------
@@ -217,15 +218,15 @@ def test_token_is_read_through_the_vault_without_a_refresh(flow, sim, profile):
 
 
 @SQLITE_ONLY
+@WITH_REFRESH_TOKENS
 def test_refresh_stores_what_the_provider_rotates(flow, sim, profile):
-    needs_refresh_token(profile)
     flow.connected()
     refresh_stage(flow, sim)
 
 
 @SQLITE_ONLY
+@WITH_REFRESH_TOKENS
 def test_dead_grant_marks_the_connection_for_reconnect(flow, sim, profile):
-    needs_refresh_token(profile)
     flow.connected()
     dead_grant_stage(flow, sim, profile)
 
@@ -245,3 +246,15 @@ def test_whole_lifecycle_on_postgresql(flow, sim, profile):
         refresh_stage(flow, sim)
         dead_grant_stage(flow, sim, profile)
     revoke_stage(flow, sim, profile)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("profile", sorted(n for n, p in PROFILES.items() if p.connect_values), indirect=True)
+@pytest.mark.parametrize("hostile", ["evil.example/", "..", "a@evil.example#"])
+def test_hostile_connect_param_is_refused_before_anything_leaves(flow, sim, profile, hostile):
+    declared = [p.name for p in flow.spec.params if p.source == "connect"]
+    assert declared, "the profile has connect values, the entry declares no connect param"
+    outcome = flow.connect(**{declared[0]: hostile})
+    assert outcome.get("connector_status") == "error", outcome
+    assert not sim.records, f"the simulator was reached: {flow.trace()}"
+    assert flow.row() is None
