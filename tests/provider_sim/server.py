@@ -54,6 +54,7 @@ class Simulator:
         self.records: collections.deque[Recorded] = collections.deque(maxlen=MAX_RECORDS)
         self.grants: list[Grant] = []
         self._codes: dict[str, PendingCode] = {}
+        self.foreign_iss = False  # tests: send another authorization server's iss (a mix-up)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler)
@@ -159,7 +160,7 @@ class Simulator:
             answer["code"] = code
             answer.update(dict(p.callback_extras))
         if p.sends_iss:
-            answer["iss"] = self._issuer()
+            answer["iss"] = self.url + "/attacker.example" if self.foreign_iss else self._issuer()
         return Response("", status=302, headers={"Location": f"{redirect}?{urlencode(answer)}"})
 
     def _issuer(self) -> str:

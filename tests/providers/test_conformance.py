@@ -258,3 +258,16 @@ def test_hostile_connect_param_is_refused_before_anything_leaves(flow, sim, prof
     assert outcome.get("connector_status") == "error", outcome
     assert not sim.records, f"the simulator was reached: {flow.trace()}"
     assert flow.row() is None
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("profile", sorted(n for n, p in PROFILES.items() if p.sends_iss), indirect=True)
+def test_foreign_iss_on_the_redirect_is_refused_before_the_code_is_used(flow, sim, profile):
+    """RFC 9207: a provider that sends iss is checked against the entry's issuer (a mix-up defence)."""
+    if flow.spec.issuer is None:
+        pytest.fail(f"catalog fact: {profile.entry_name} sends iss but the entry names no issuer to check it against")
+    sim.foreign_iss = True
+    outcome = flow.connect()
+    assert (outcome.get("connector_status"), outcome.get("error")) == ("error", "invalid_callback"), outcome
+    assert not sim.of("token"), "the code went to the token endpoint"
+    assert flow.row() is None
