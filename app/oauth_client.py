@@ -24,6 +24,7 @@ from . import clock, http
 from .errors import ProviderError, ProviderUnavailable
 from .http import new_session
 from .providers.spec import ProviderSpec
+from .scopes import scope_parameter
 
 Timeout = tuple[float, float]
 MAX_BODY = 256 * 1024
@@ -89,8 +90,11 @@ def new_pkce_verifier() -> str:
 
 
 def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_verifier: str | None,
-                  nonce: str | None) -> str:
+                  nonce: str | None, scopes: tuple[str, ...] | None = None) -> str:
+    """``scopes``: what to ask for (default: the entry's ``scopes``), sent as the entry's
+    ``scope_param`` joined with its ``scope_separator``."""
     params = dict(spec.extra_authorize_params)
+    params.update(scope_parameter(spec, spec.scopes if scopes is None else scopes))
     if code_verifier:
         params.update(code_challenge=create_s256_code_challenge(code_verifier), code_challenge_method="S256")
     if nonce:
@@ -98,8 +102,7 @@ def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_ver
     # What OAuth2Session.create_authorization_url ends in, without building a requests session per start.
     response_type = params.pop("response_type", "code")
     return prepare_grant_uri(spec.authorize_url, client_id=spec.client_id, response_type=response_type,
-                             redirect_uri=redirect_uri, scope=spec.scope_separator.join(spec.scopes) or None,
-                             state=state, **params)
+                             redirect_uri=redirect_uri, state=state, **params)
 
 
 def _call(action, spec: ProviderSpec) -> dict:
@@ -180,11 +183,13 @@ def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str,
 
 
 def exchange_code(spec: ProviderSpec, *, code: str, code_verifier: str | None, redirect_uri: str,
-                  timeout: Timeout) -> TokenResponse:
+                  timeout: Timeout, scopes: tuple[str, ...] | None = None) -> TokenResponse:
+    """``scopes``: what the authorize request asked for (default: the entry's ``scopes``), taken as
+    granted when the token response names none (RFC 6749 §5.1: then the grant is as requested)."""
     client = _session(spec, redirect_uri)
     extra = {"code_verifier": code_verifier} if code_verifier else {}
     body = _call(lambda: client.fetch_token(spec.token_url, code=code, timeout=timeout, **extra), spec)
-    return _token_response(spec, body, spec.scopes)
+    return _token_response(spec, body, spec.scopes if scopes is None else scopes)
 
 
 def refresh(spec: ProviderSpec, *, refresh_token: str, scopes: tuple[str, ...], timeout: Timeout) -> TokenResponse:
