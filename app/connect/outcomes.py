@@ -25,6 +25,7 @@ LOGIN_REQUIRED = "login_required"  # the app's Auth0 token was missing, expired 
 UNKNOWN_PROVIDER = "unknown_provider"  # the provider is not (or no longer) enabled
 PROVIDER_UNAVAILABLE = "provider_unavailable"  # the provider's discovery or token endpoint did not answer
 TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"  # this service could not finish; try again shortly
+SCOPE_NOT_ALLOWED = "scope_not_allowed"  # the form's scopes are malformed or outside the entry's allowed_scopes
 
 
 @dataclass(frozen=True)

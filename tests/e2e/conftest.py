@@ -61,6 +61,11 @@ POST_PROVIDER_NAME = "acme_post"  # the same provider through its client_secret_
 DOWN_PROVIDER_NAME = "acme_down"  # an OpenID provider whose issuer does not answer (discovery fails)
 DEAD_TOKEN_PROVIDER_NAME = "acme_dead_token"  # the provider's authorize endpoint, a token URL nobody serves
 PROVIDER_SCOPES = ["openid", "profile", "offline_access", "api:read"]
+# The same provider again, asking only for what a refresh token needs unless the app asks for more
+# (incremental authorization, tests/e2e/test_scopes.py).
+SCOPED_PROVIDER_NAME = "acme_scoped"
+SCOPED_PROVIDER_SCOPES = ["openid", "offline_access"]
+SCOPED_PROVIDER_ALLOWED = ["profile", "email", "api:read"]
 PROVIDER_ACCESS_TOKEN_TTL = 60  # seconds; the vault refreshes when asked for a longer min_ttl
 
 # name -> callable returning a log tail, attached to failing tests' reports
@@ -249,7 +254,7 @@ def provider(tmp_path_factory, service_port):
         tmp_path_factory.mktemp("provider"),
         # Each provider its own redirect URI at the service: /connect/callback/<name>.
         redirect_uri={"basic": [f"http://127.0.0.1:{service_port}/connect/callback/{name}"
-                                for name in (PROVIDER_NAME, DEAD_TOKEN_PROVIDER_NAME)],
+                                for name in (PROVIDER_NAME, DEAD_TOKEN_PROVIDER_NAME, SCOPED_PROVIDER_NAME)],
                       "post": f"http://127.0.0.1:{service_port}/connect/callback/{POST_PROVIDER_NAME}"},
         access_token_ttl=PROVIDER_ACCESS_TOKEN_TTL,
     )
@@ -258,6 +263,7 @@ def provider(tmp_path_factory, service_port):
     party.post_connector_name = POST_PROVIDER_NAME  # the same provider with party.clients["post"]
     party.down_connector_name = DOWN_PROVIDER_NAME  # configured too, but its issuer does not answer
     party.dead_token_connector_name = DEAD_TOKEN_PROVIDER_NAME  # its authorize page, a token URL that is down
+    party.scoped_connector_name = SCOPED_PROVIDER_NAME  # its basic client, few default scopes
     _LOG_SOURCES["provider (oidc-provider)"] = party.log_tail
     yield party
     _LOG_SOURCES.pop("provider (oidc-provider)", None)
@@ -369,6 +375,11 @@ def _providers_toml(provider) -> str:
         f"authorize_url = {json.dumps(provider.discovery()['authorization_endpoint'])}",
         f"token_url = {json.dumps(f'http://127.0.0.1:{parties.free_port()}/token')}",  # nothing listens there
         f"scopes = {json.dumps(PROVIDER_SCOPES)}", "",
+        f"[{SCOPED_PROVIDER_NAME}]", 'display_name = "Acme, scopes on demand"',
+        f"issuer = {json.dumps(provider.issuer)}",
+        f"scopes = {json.dumps(SCOPED_PROVIDER_SCOPES)}",
+        f"allowed_scopes = {json.dumps(SCOPED_PROVIDER_ALLOWED)}",
+        f"api_base_url = {json.dumps(provider.base_url + '/api/')}", "",
     ])
 
 
@@ -439,6 +450,8 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database, webh
         f"{POST_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.clients["post"]["client_secret"],
         f"{DEAD_TOKEN_PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
         f"{DEAD_TOKEN_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
+        f"{SCOPED_PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
+        f"{SCOPED_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
         f"{DOWN_PROVIDER_NAME.upper()}_CLIENT_ID": "down-client",
         f"{DOWN_PROVIDER_NAME.upper()}_CLIENT_SECRET": "down-secret",
         "DATABASE_URL": database,

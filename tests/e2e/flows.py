@@ -46,16 +46,18 @@ def open_settings(page: Page, spa) -> None:
 
 
 def connect(page: Page, spa, provider, username: str, *, decision: str = "allow",
-            provider_name: str | None = None, before_decision: Callable[[], None] | None = None) -> dict[str, str]:
-    """Press Connect on the SPA page (or connect `provider_name`), log in and allow/deny at the provider
-    (calling `before_decision` just before the click, while the attempt is pending).
+            provider_name: str | None = None, before_decision: Callable[[], None] | None = None,
+            fields: dict[str, str] | None = None) -> dict[str, str]:
+    """Press Connect on the SPA page (or connect `provider_name`, with more form `fields`), log in and
+    allow/deny at the provider (calling `before_decision` just before the click, while the attempt is pending).
 
     Returns the query the service sent the browser back to the SPA with.
     """
-    if provider_name is None:
+    if provider_name is None and fields is None:
         page.click("#connect")
     else:
-        page.evaluate("(provider) => window.spa.connect({ provider })", provider_name)
+        page.evaluate("([provider, fields]) => window.spa.connect({ provider, fields })",
+                      [provider_name or provider.connector_name, fields or {}])
     page.wait_for_url(provider.base_url + "/interaction/**")
     page.wait_for_selector("#username, #allow")
     if page.locator("#username").count():  # no session at the provider yet in this browser

@@ -54,11 +54,14 @@ async function finishSignIn(params) {
 }
 
 // A browser navigation cannot carry an Authorization header: submit a top-level form POST.
-function connect({ provider = cfg.provider, returnTo = cfg.returnUrl, token = accessToken() } = {}) {
+// `fields`: more form fields, e.g. { scopes: 'email' }.
+function connect({
+  provider = cfg.provider, returnTo = cfg.returnUrl, token = accessToken(), fields = {},
+} = {}) {
   const form = Object.assign(document.createElement('form'), {
     method: 'POST', action: `${cfg.serviceUrl}/connect/start`,
   });
-  for (const [name, value] of Object.entries({ access_token: token, provider, return_to: returnTo })) {
+  for (const [name, value] of Object.entries({ ...fields, access_token: token, provider, return_to: returnTo })) {
     form.append(Object.assign(document.createElement('input'), { type: 'hidden', name, value }));
   }
   document.body.append(form);
