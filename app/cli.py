@@ -15,7 +15,7 @@ from datetime import timedelta
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_, select
 
 from config import ConfigError
 
@@ -23,7 +23,7 @@ from . import clock
 from .crypto import Keyring, generate_key
 from .errors import DecryptionError
 from .extensions import db
-from .models import AuthorizationRequest, Connection, RevocationTask
+from .models import Connection, RevocationTask
 from .runtime import runtime
 from .token_store import TokenStore
 
@@ -114,7 +114,9 @@ def generate_key_command(key_id: str | None) -> None:
 def rotate_keys(batch_size: int) -> None:
     """Re-encrypt every stored token with the first key. Safe to interrupt and re-run.
 
-    Connections' tokens, the tokens pending remote revocations hold, and pending connects' PKCE verifiers.
+    Connections' tokens and the tokens pending remote revocations hold. Connects in progress are sealed
+    in their browsers (app/connect/attempt.py), not stored: keep a retired key configured for at least
+    10 minutes after every instance uses the new one, so they can finish.
     """
     keyring = runtime().keyring
     total, undecryptable, busy = _rotate_connections(TokenStore(keyring), batch_size)
@@ -125,10 +127,10 @@ def rotate_keys(batch_size: int) -> None:
     if busy:
         click.echo(f"warning: {busy} connection(s) were being refreshed or kept changing; run rotate-keys again",
                    err=True)
-    # The token a pending remote revocation still needs, and pending connects' PKCE verifiers.
+    # The token a pending remote revocation still needs.
     _rotate_column(keyring, batch_size, RevocationTask, "token_enc", RevocationTask.aad, "revocation task(s)")
-    _rotate_column(keyring, batch_size, AuthorizationRequest, "code_verifier_enc",
-                   lambda row: row.aad("code_verifier"), "authorization request(s)")
+    click.echo("connects in progress are sealed with the key they started with: keep retired keys configured "
+               "for 10 more minutes")
 
 
 REKEY_ATTEMPTS = 3
@@ -229,10 +231,12 @@ def end_admin_sessions_command(sub: str | None) -> None:
 
 @connector.command("purge-requests")
 def purge_requests() -> None:
-    """Delete expired pending authorization requests."""
-    result = db.session.execute(delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < clock.now()))
+    """Forget the ids of used connect attempts that expired (the worker's purge job does this too)."""
+    from .connect.flow import purge_used_attempts_statement
+
+    result = db.session.execute(purge_used_attempts_statement(clock.now()))
     db.session.commit()
-    click.echo(f"deleted {result.rowcount} expired authorization request(s)")
+    click.echo(f"deleted {result.rowcount} expired used connect attempt id(s)")
 
 
 def parse_duration(value: str) -> timedelta:

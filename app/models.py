@@ -1,4 +1,4 @@
-"""Storage: connections, pending authorization requests, and the audit trail.
+"""Storage: connections, the ids of used connect attempts, and the audit trail.
 
 Token columns hold ciphertexts only (see ``app.crypto``); ``*_aad`` methods give
 the associated data that binds each ciphertext to its row and field.
@@ -111,25 +111,16 @@ class Connection(db.Model):
         return self.scopes.split() if self.scopes else []
 
 
-class AuthorizationRequest(db.Model):
-    """A pending connect: created by /connect/start, consumed once by /connect/callback."""
+class UsedConnectAttempt(db.Model):
+    """A connect attempt whose callback was accepted: its id, kept until the attempt has expired.
 
-    __tablename__ = "authorization_requests"
+    The attempt itself lives sealed in the browser (``app.connect.attempt``); the unique insert of its
+    id here is what makes a callback single-use, even for two callbacks at the same moment."""
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    browser_hash: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str] = mapped_column(String(255))
-    provider: Mapped[str] = mapped_column(String(64))
-    return_to: Mapped[str] = mapped_column(Text)
-    code_verifier_enc: Mapped[str | None] = mapped_column(Text)
-    nonce: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    __tablename__ = "connect_attempts_used"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    used_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-    def aad(self, field: str) -> bytes:
-        return associated_data("authorization_request", self.id, self.user_id, self.provider, field)
 
 
 class AdminSignInState(db.Model):

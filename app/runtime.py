@@ -7,7 +7,6 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app
-from itsdangerous import Signer
 
 from config import LOOPBACK_HOSTS, ConfigError
 
@@ -73,8 +72,8 @@ def build_runtime(app: Flask, extra_providers: dict | None = None, extra_credent
     parts = urlsplit(base_url)
     secure = not (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
     connect = ConnectContext(
-        registry=registry, keyring=keyring, signer=Signer(cfg["SECRET_KEY"], salt="connector.state"),
-        redirect_uri=f"{base_url}/connect/callback", timeout=timeout, secure_cookies=secure,
+        registry=registry, keyring=keyring, redirect_uri=f"{base_url}/connect/callback", timeout=timeout,
+        secure_cookies=secure,
     )
     # A lease outlives the slowest provider call, so it is taken over only when its holder died.
     lease = timedelta(seconds=timeout[0] + timeout[1] + 5)

@@ -91,12 +91,13 @@ def _rollup_stats(app: Flask, stop: threading.Event):
 
 
 def _purge(app: Flask, stop: threading.Event):
-    from .models import AdminLoginAttempt, AdminSession, AdminSignInState, AuthorizationRequest
+    from .connect.flow import purge_used_attempts_statement
+    from .models import AdminLoginAttempt, AdminSession, AdminSignInState
 
     now = clock.now()
     counts = {}
     for name, statement in (
-        ("authorization_requests", delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < now)),
+        ("connect_attempts_used", purge_used_attempts_statement(now)),
         ("admin_sessions", delete(AdminSession).where(AdminSession.expires_at < now)),
         ("admin_sign_in_states", delete(AdminSignInState).where(AdminSignInState.expires_at < now)),
         ("admin_login_attempts", delete(AdminLoginAttempt).where(AdminLoginAttempt.at < now - LOGIN_ATTEMPTS_KEPT)),

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app import clock, create_app
 from app.connections import upsert_connection
 from app.extensions import db
-from app.models import AuthorizationRequest, Connection, RevocationTask, new_id
+from app.models import Connection, RevocationTask, UsedConnectAttempt, new_id
 from app.oauth_client import TokenResponse
 from app.revocation import Actor, revoke_connection
 from config import parse_encryption_keys
@@ -78,39 +78,30 @@ def test_generate_key_prints_a_valid_entry(runner):
     assert key_id == "k7" and len(key) == 32
 
 
-def test_purge_requests_deletes_only_expired(app, runner):
+def test_purge_requests_forgets_used_attempts_an_hour_after_they_expired(app, runner):
     now = clock.now()
     with app.app_context():
-        for n, delta in enumerate((-1, 5)):
-            db.session.add(AuthorizationRequest(state_hash=f"s{n}", browser_hash="b", user_id="u", provider="p",
-                                                return_to="r", expires_at=now + timedelta(minutes=delta)))
+        for delta in (-61, -59, 5):
+            db.session.add(UsedConnectAttempt(id=new_id(), expires_at=now + timedelta(minutes=delta)))
         db.session.commit()
     assert "deleted 1" in runner.invoke(args=["connector", "purge-requests"]).output
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(AuthorizationRequest)) == 1
+        assert db.session.scalar(select(func.count()).select_from(UsedConnectAttempt)) == 2
 
 
-def _pending_revocations_and_connects(app, mocked_http, count: int) -> None:
-    """``count`` remote revocations left pending (provider down) and ``count`` pending connects."""
+def _pending_revocations(app, mocked_http, count: int) -> None:
+    """``count`` remote revocations left pending (provider down)."""
     mocked_http.post(GOOGLE_REVOKE, status=503)
     with app.app_context():
-        keyring = app.extensions["connector"].keyring
         for n in range(count):
             make_connection(app, f"user-{n}", "google", refresh=f"refresh-{n}")
             row = db.session.scalars(select(Connection).where(Connection.user_id == f"user-{n}")).one()
             assert revoke_connection(row, Actor("admin", "auth0|admin")).remote == "pending"
-            request = AuthorizationRequest(id=new_id(), state_hash=f"s{n}", browser_hash="b", user_id=f"user-{n}",
-                                           provider="google", return_to="r",
-                                           expires_at=clock.now() + timedelta(minutes=10))
-            request.code_verifier_enc = keyring.encrypt(f"verifier-{n}", request.aad("code_verifier"))
-            db.session.add(request)
-        db.session.add(AuthorizationRequest(id=new_id(), state_hash="no-pkce", browser_hash="b", user_id="u",
-                                            provider="github", return_to="r", expires_at=clock.now()))
         db.session.commit()
 
 
-def test_rotate_keys_reencrypts_revocation_tasks_and_pending_connects(app, database_url, mocked_http, monkeypatch):
-    _pending_revocations_and_connects(app, mocked_http, 3)
+def test_rotate_keys_reencrypts_revocation_tasks(app, database_url, mocked_http, monkeypatch):
+    _pending_revocations(app, mocked_http, 3)
     rotated = _app_with_keys(f"{KEY_2},{KEY_1}", database_url)
     with rotated.app_context():  # simulate an interrupted run that had rotated one task already
         keyring = rotated.extensions["connector"].keyring
@@ -120,18 +111,12 @@ def test_rotate_keys_reencrypts_revocation_tasks_and_pending_connects(app, datab
     result = rotated.test_cli_runner().invoke(args=["connector", "rotate-keys", "--batch-size", "2"])
     assert result.exit_code == 0, result.output
     assert "done: 2 revocation task(s) now use key 'k2'" in result.output
-    assert "done: 3 authorization request(s) now use key 'k2'" in result.output
+    # Connects in progress are sealed in browsers, not stored: the operator is told to keep the old key.
+    assert "keep retired keys configured for 10 more minutes" in result.output
     again = rotated.test_cli_runner().invoke(args=["connector", "rotate-keys"])
-    assert "done: 0 revocation task(s)" in again.output and "done: 0 authorization request(s)" in again.output
+    assert "done: 0 revocation task(s)" in again.output
 
     only_new = _app_with_keys(KEY_2, database_url)
-    with only_new.app_context():
-        keyring = only_new.extensions["connector"].keyring
-        requests = db.session.scalars(select(AuthorizationRequest).where(AuthorizationRequest.user_id != "u")
-                                      .order_by(AuthorizationRequest.user_id)).all()
-        assert [keyring.decrypt(r.code_verifier_enc, r.aad("code_verifier")) for r in requests] == [
-            "verifier-0", "verifier-1", "verifier-2"]
-        db.session.remove()
     mocked_http.replace("POST", GOOGLE_REVOKE, status=200)
     later = clock.now() + timedelta(minutes=5)
     monkeypatch.setattr(clock, "now", lambda: later)
@@ -143,7 +128,7 @@ def test_rotate_keys_reencrypts_revocation_tasks_and_pending_connects(app, datab
 
 
 def test_rotate_keys_leaves_an_undecryptable_task_and_goes_on(app, database_url, mocked_http):
-    _pending_revocations_and_connects(app, mocked_http, 2)
+    _pending_revocations(app, mocked_http, 2)
     with app.app_context():
         task = db.session.scalars(select(RevocationTask).order_by(RevocationTask.id)).first()
         task.token_enc = "k1." + task.token_enc.partition(".")[2][::-1]  # altered: fails to decrypt
@@ -153,7 +138,6 @@ def test_rotate_keys_leaves_an_undecryptable_task_and_goes_on(app, database_url,
     assert result.exit_code == 0, result.output
     assert "done: 1 revocation task(s)" in result.output
     assert "1 revocation task(s) could not be decrypted" in result.output
-    assert "done: 2 authorization request(s)" in result.output
 
 
 @pytest.mark.parametrize("within", ["²m", "١٠m", "10", "m", "-5m", "1.5h", " 5m", "10x", "99999999999999999999d"])

@@ -12,7 +12,7 @@ from app import worker
 from app.events import outbox
 from app.events.model import Event
 from app.extensions import db
-from app.models import AuthorizationRequest, Connection
+from app.models import Connection, UsedConnectAttempt, new_id
 from tests.conftest import make_connection, stub_env
 from tests.events.conftest import SECRET_1
 from tests.events.receiver import Receiver
@@ -132,9 +132,7 @@ def test_one_round_runs_every_job_and_purges(app, runner):
     from app import clock
 
     with app.app_context():
-        db.session.add(AuthorizationRequest(state_hash="s" * 64, browser_hash="b" * 64, user_id="auth0|x",
-                                            provider="spotify", return_to="https://app.test/",
-                                            expires_at=clock.now() - timedelta(minutes=1)))
+        db.session.add(UsedConnectAttempt(id=new_id(), expires_at=clock.now() - timedelta(hours=2)))
         db.session.commit()
     ran = []
     worker.register_job("test-probe", lambda app, stop: ran.append(True))
@@ -145,7 +143,7 @@ def test_one_round_runs_every_job_and_purges(app, runner):
     assert result.exit_code == 0, result.output
     assert ran == [True]
     with app.app_context():
-        assert db.session.scalars(select(AuthorizationRequest)).all() == []
+        assert db.session.scalars(select(UsedConnectAttempt)).all() == []
 
 
 def test_a_failing_job_does_not_stop_the_others(app):

@@ -1,27 +1,26 @@
 """The connect flow as a service: no Flask globals, every input passed in.
 
-``start_connect`` records a pending ``AuthorizationRequest`` and builds the
-provider's authorize URL; ``finish_connect`` checks the authorization response
-(state, browser binding, the provider's own callback path, RFC 9207 ``iss``),
-consumes the request exactly once, exchanges the code and stores the connection.
+``start_connect`` seals the attempt (``app.connect.attempt``: a ``state`` for the URL and a cookie
+for the browser; nothing is written) and builds the provider's authorize URL; ``finish_connect``
+checks the authorization response (state, browser binding, the provider's own callback path,
+RFC 9207 ``iss``), consumes the attempt exactly once (a unique insert of its id), exchanges the code
+and stores the connection.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from itsdangerous import BadSignature, Signer
 from joserfc import jws
 from joserfc.errors import JoseError
-from sqlalchemy import select, update
+from sqlalchemy import Delete, delete, exists, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from .. import clock, oauth_client
 from ..connections import upsert_connection
@@ -30,24 +29,27 @@ from ..errors import InvalidState, ProviderError, ProviderUnavailable, UnknownPr
 from ..events import outbox as events
 from ..extensions import db
 from ..identity import Principal
-from ..models import AuthorizationRequest, new_id, record_audit
+from ..models import UsedConnectAttempt, new_id, record_audit
 from ..providers import ProviderRegistry, ProviderSpec
 from ..providers.spec import NAME_RE
 from ..refresh_expiry import note_refresh_token_expiry
 from . import outcomes
+from .attempt import ATTEMPT_TTL, AttemptRef, ConnectAttempt, open_cookie, open_state, seal
 
 log = logging.getLogger(__name__)
 
-REQUEST_TTL = timedelta(minutes=10)
+REQUEST_TTL = ATTEMPT_TTL  # the name views and links use for the binding cookie's lifetime
 ERROR_CODE_RE = re.compile(r"^[a-z0-9_]{1,64}$")
 MAX_PARAM_LENGTH = 4096
+# How long a used attempt's id is kept after the attempt expired: an expired attempt is refused as
+# expired anyway, and the margin covers web hosts whose clocks are behind the worker's.
+USED_KEPT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class ConnectContext:
     registry: ProviderRegistry
     keyring: Keyring
-    signer: Signer
     redirect_uri: str  # {PUBLIC_BASE_URL}/connect/callback; each provider's is below it
     timeout: tuple[float, float]
     secure_cookies: bool
@@ -56,9 +58,9 @@ class ConnectContext:
         """Each provider its own redirect URI (RFC 9700 4.4.2 mix-up defence, with or without iss)."""
         return f"{self.redirect_uri}/{provider}"
 
-    def cookie_name(self, state_hash: str) -> str:
-        # One cookie per pending request, so two tabs connecting at once do not collide.
-        return ("__Host-" if self.secure_cookies else "") + f"connector_bind_{state_hash[:16]}"
+    def cookie_name(self, attempt_id: str) -> str:
+        # One cookie per attempt, so two tabs connecting at once do not collide.
+        return ("__Host-" if self.secure_cookies else "") + f"connector_bind_{attempt_id[:16]}"
 
 
 @dataclass(frozen=True)
@@ -76,28 +78,22 @@ class CallbackResult:
     cookie_name: str | None = None
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec, return_to: str, *,
+                  scopes: tuple[str, ...] = (), params: dict[str, str] | None = None) -> StartedConnect:
+    """Seal the attempt (nothing is written) and build the redirect to the provider.
 
-
-def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec, return_to: str) -> StartedConnect:
-    """Create the pending request (caller commits) and the redirect to the provider."""
-    state = ctx.signer.sign(secrets.token_urlsafe(32)).decode()
-    browser_secret = secrets.token_urlsafe(32)
+    ``scopes`` and ``params`` travel sealed in the attempt to the callback."""
     verifier = oauth_client.new_pkce_verifier() if spec.pkce else None
     nonce = secrets.token_urlsafe(24) if spec.uses_openid else None
-    now = clock.now()
-    request = AuthorizationRequest(
-        id=new_id(), state_hash=_digest(state), browser_hash=_digest(browser_secret),
-        user_id=principal.sub, provider=spec.name, return_to=return_to, nonce=nonce,
-        created_at=now, expires_at=now + REQUEST_TTL,
+    attempt = ConnectAttempt(
+        id=new_id(), user_id=principal.sub, provider=spec.name, return_to=return_to,
+        expires_at=(clock.now() + ATTEMPT_TTL).replace(microsecond=0),
+        code_verifier=verifier, nonce=nonce, scopes=tuple(scopes), params=dict(params or {}),
     )
-    if verifier:
-        request.code_verifier_enc = ctx.keyring.encrypt(verifier, request.aad("code_verifier"))
-    db.session.add(request)
+    state, cookie = seal(ctx.keyring, attempt)
     url = oauth_client.authorize_url(spec, redirect_uri=ctx.redirect_uri_for(spec.name), state=state,
                                      code_verifier=verifier, nonce=nonce)
-    return StartedConnect(url, ctx.cookie_name(request.state_hash), browser_secret)
+    return StartedConnect(url, ctx.cookie_name(attempt.id), cookie)
 
 
 def with_outcome(return_to: str, **params: str) -> str:
@@ -124,43 +120,42 @@ def _path_name(path_provider: str | None) -> str | None:
     return path_provider if path_provider and NAME_RE.fullmatch(path_provider) else None
 
 
-def _find_request(ctx: ConnectContext, params: Mapping[str, list[str]],
-                  path_provider: str | None) -> AuthorizationRequest:
-    """The pending request named by ``state``. Without one there is no checked return URL: the
-    rejection is recorded and a plain-words page raised."""
+def _find_attempt(ctx: ConnectContext, params: Mapping[str, list[str]], path_provider: str | None) -> AttemptRef:
+    """The attempt ``state`` names. Without one there is no checked return URL: the rejection is
+    recorded and a plain-words page raised."""
     states = params.get("state") or []
     code = "invalid_state"
     if len(states) > 1 or any(len(value) > MAX_PARAM_LENGTH for value in states):
         code = outcomes.INVALID_REQUEST
     elif states and states[0]:
-        try:
-            ctx.signer.unsign(states[0])
-        except BadSignature:
-            pass
-        else:
-            request = db.session.scalar(select(AuthorizationRequest)
-                                        .where(AuthorizationRequest.state_hash == _digest(states[0])))
-            if request is not None:
-                return request
+        ref = open_state(ctx.keyring, states[0])
+        if ref is not None:
+            return ref
     outcomes.record_rejection(code, provider=_path_name(path_provider))
     raise outcomes.page(code)
 
 
-def _check_request(ctx: ConnectContext, request: AuthorizationRequest, path_provider: str | None,
-                   cookies: Mapping[str, str]) -> str | None:
-    """Why this pending request cannot take this response (a stable code), or None."""
-    if request.used_at is not None:
-        return outcomes.ALREADY_USED
-    if request.expires_at <= clock.now():
-        return outcomes.EXPIRED
-    secret = cookies.get(ctx.cookie_name(request.state_hash), "")
-    if not hmac.compare_digest(_digest(secret), request.browser_hash):
-        return outcomes.OTHER_BROWSER
-    if path_provider != request.provider:
+def _used(ref: AttemptRef) -> bool:
+    used = db.session.scalar(select(exists().where(UsedConnectAttempt.id == ref.id)))
+    db.session.rollback()  # nothing to keep open until the next step
+    return bool(used)
+
+
+def _check_attempt(ctx: ConnectContext, ref: AttemptRef, path_provider: str | None,
+                   cookies: Mapping[str, str]) -> tuple[ConnectAttempt | None, str | None]:
+    """The whole attempt, or why it cannot take this response (a stable code)."""
+    if _used(ref):
+        return None, outcomes.ALREADY_USED
+    if ref.expires_at <= clock.now():
+        return None, outcomes.EXPIRED
+    attempt = open_cookie(ctx.keyring, ref, cookies.get(ctx.cookie_name(ref.id)))
+    if attempt is None:
+        return None, outcomes.OTHER_BROWSER
+    if path_provider != ref.provider:
         # RFC 9700 4.4.2: each provider has its own redirect URI, so a response sent to another
         # provider's callback (a mix-up) never reaches this provider's token endpoint.
-        return outcomes.INVALID_CALLBACK
-    return None
+        return None, outcomes.INVALID_CALLBACK
+    return attempt, None
 
 
 def _check_issuer(spec: ProviderSpec, iss: str | None) -> bool:
@@ -170,41 +165,44 @@ def _check_issuer(spec: ProviderSpec, iss: str | None) -> bool:
     return spec.issuer is None or iss == spec.issuer
 
 
-def _consume(request: AuthorizationRequest) -> bool:
-    """Mark used in its own committed transaction: one winner even under concurrent callbacks."""
-    result = db.session.execute(
-        update(AuthorizationRequest)
-        .where(AuthorizationRequest.id == request.id, AuthorizationRequest.used_at.is_(None))
-        .values(used_at=clock.now())
-    )
-    if result.rowcount != 1:
+def _consume(attempt: ConnectAttempt) -> bool:
+    """Record the attempt as used in its own committed transaction: the unique id makes one winner,
+    even under concurrent callbacks."""
+    try:
+        db.session.execute(insert(UsedConnectAttempt).values(id=attempt.id, expires_at=attempt.expires_at))
+        db.session.commit()
+    except IntegrityError:
         db.session.rollback()
         return False
-    db.session.commit()
     return True
 
 
-def _rejected(request: AuthorizationRequest, code: str, cookie: str | None = None) -> CallbackResult:
-    outcomes.record_rejection(code, provider=request.provider, user_id=request.user_id, request_id=request.id)
-    url = with_outcome(request.return_to, connector_status="error", provider=request.provider, error=code)
-    return CallbackResult(url, request.provider, code, cookie)
+def purge_used_attempts_statement(now: datetime) -> Delete:
+    """The DELETE that forgets used attempts' ids once they can no longer matter."""
+    return delete(UsedConnectAttempt).where(UsedConnectAttempt.expires_at < now - USED_KEPT)
+
+
+def _rejected(ref: AttemptRef, code: str, cookie: str | None = None) -> CallbackResult:
+    outcomes.record_rejection(code, provider=ref.provider, user_id=ref.user_id, request_id=ref.id)
+    url = with_outcome(ref.return_to, connector_status="error", provider=ref.provider, error=code)
+    return CallbackResult(url, ref.provider, code, cookie)
 
 
 def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mapping[str, list[str]],
                    cookies: Mapping[str, str]) -> CallbackResult:
     """Handle the provider's redirect to ``/connect/callback/<path_provider>``.
 
-    Without a pending request for ``state`` this raises a plain-words 400 page. Otherwise every
-    outcome is a redirect to the request's return URL (checked when the connect started) with
+    Without an attempt sealed in ``state`` this raises a plain-words 400 page. Otherwise every
+    outcome is a redirect to the attempt's return URL (checked when the connect started) with
     ``connector_status`` and, on failure, a stable ``error`` code. Checks that fail before the
-    request is consumed leave it pending, so a forged response cannot cancel the real one.
+    attempt is consumed leave it usable, so a forged response cannot cancel the real one.
     """
-    request = _find_request(ctx, params, path_provider)
-    cookie = ctx.cookie_name(request.state_hash)
-    code = _check_request(ctx, request, path_provider, cookies)
-    if code is not None:
+    ref = _find_attempt(ctx, params, path_provider)
+    cookie = ctx.cookie_name(ref.id)
+    request, code = _check_attempt(ctx, ref, path_provider, cookies)
+    if request is None:
         # A spent or expired attempt's binding cookie is of no further use.
-        return _rejected(request, code, cookie if code in (outcomes.ALREADY_USED, outcomes.EXPIRED) else None)
+        return _rejected(ref, code, cookie if code in (outcomes.ALREADY_USED, outcomes.EXPIRED) else None)
     try:
         query = single_params(params)
         spec = ctx.registry.get(request.provider)
@@ -231,8 +229,7 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
         return fail(code)
     if not query.get("code"):
         return fail("invalid_response")
-    verifier = (ctx.keyring.decrypt(request.code_verifier_enc, request.aad("code_verifier"))
-                if request.code_verifier_enc else None)
+    verifier = request.code_verifier
     try:
         token = oauth_client.exchange_code(spec, code=query["code"], code_verifier=verifier,
                                            redirect_uri=ctx.redirect_uri_for(spec.name), timeout=ctx.timeout)

@@ -92,8 +92,7 @@ def start() -> Response:
         raise Forbidden("a machine (client-credentials) token cannot connect accounts; use the user's token")
     try:
         spec = rt.registry.get(name)
-        started = start_connect(rt.connect, principal, spec, return_to)
-        db.session.commit()
+        started = start_connect(rt.connect, principal, spec, return_to)  # writes nothing
     except ConnectorError as exc:
         return _back_to_app(rt, return_to, name, exc)
     response = redirect(started.authorize_url, 303)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Connection
+from app.models import Connection, UsedConnectAttempt
 from tests.conftest import APP_ORIGIN, BASE_URL, RETURN_URL
 
 PROVIDER_MOCKS = {
@@ -104,3 +104,14 @@ def connection_rows(app) -> list[dict]:
     with app.app_context():
         rows = db.session.scalars(select(Connection).order_by(Connection.id)).all()
         return [{c.name: getattr(r, c.name) for c in Connection.__table__.columns} for r in rows]
+
+
+def used_attempts(app) -> list[str]:
+    """The ids of connect attempts whose callback was accepted (consumed)."""
+    with app.app_context():
+        return list(db.session.scalars(select(UsedConnectAttempt.id)))
+
+
+def binding_cookies(response) -> list[str]:
+    """The Set-Cookie headers of per-attempt binding cookies a response sets."""
+    return [c for c in response.headers.getlist("Set-Cookie") if "connector_bind_" in c]

@@ -1,5 +1,6 @@
 import base64
 import logging
+import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -7,11 +8,14 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app import clock
+from app import clock, create_app
+from app.connect import flow
+from app.connect.attempt import open_cookie, open_state
 from app.extensions import db
-from app.models import AuditEvent, AuthorizationRequest, Connection
-from tests.conftest import RETURN_URL
-from tests.connect.conftest import PROVIDER_MOCKS, connection_rows
+from app.identity import Principal
+from app.models import AuditEvent, Connection
+from tests.conftest import BASE_URL, KEY_1, KEY_2, RETURN_URL, base_env
+from tests.connect.conftest import PROVIDER_MOCKS, connection_rows, used_attempts
 
 SECRETS = ("gho_SECRETACCESS", "ya29.SECRETACCESS", "1//SECRETREFRESH", "BQSECRETACCESS", "AQSECRETREFRESH", "CODE123")
 
@@ -117,8 +121,7 @@ def test_duplicated_query_parameters_are_rejected(connect, app):
     params = connect.authorize_params(connect.start("spotify"))
     response = connect.callback(f"code=CODE123&code=OTHER&state={params['state']}")
     assert _outcome(response)["error"] == "invalid_request"
-    with app.app_context():
-        assert db.session.scalars(select(AuthorizationRequest)).one().used_at is None
+    assert used_attempts(app) == []
 
 
 def test_state_for_another_provider_cannot_switch_provider(connect, app):
@@ -135,8 +138,10 @@ def test_wrong_iss_is_rejected(connect, app):
     response = connect.callback({"code": "CODE123", "state": params["state"], "iss": "https://evil.test"})
     assert _outcome(response) == {"connector_status": "error", "provider": "google", "error": "invalid_callback"}
     assert connection_rows(app) == []
-    with app.app_context():  # not consumed: a forged response cannot cancel the real one
-        assert db.session.scalars(select(AuthorizationRequest)).one().used_at is None
+    assert used_attempts(app) == []  # not consumed: a forged response cannot cancel the real one
+    connect.mock_provider("google")
+    genuine = connect.callback({"code": "CODE123", "state": params["state"], "iss": "https://accounts.google.com"})
+    assert _outcome(genuine)["connector_status"] == "connected"
 
 
 def test_missing_iss_is_rejected_for_provider_that_sends_it(connect, app):
@@ -251,3 +256,102 @@ def test_control_characters_in_callback_query_are_a_400_page(connect, app, query
     assert "Location" not in response.headers and "control character" in response.get_data(as_text=True)
     assert response.headers["Cache-Control"] == "no-store"
     assert connection_rows(app) == []
+
+
+# ---------------------------------------------------------------- the sealed attempt (issue 14)
+
+def _binding_cookie(client):
+    return next(c for c in client._cookies.values() if c.key.startswith("__Host-connector_bind_"))
+
+
+def test_two_tabs_connecting_at_once_both_finish(connect, app):
+    first = connect.authorize_params(connect.start("spotify"))
+    second = connect.authorize_params(connect.start("google"))
+    connect.mock_provider("google")
+    google = connect.callback({"code": "C2", "state": second["state"], "iss": "https://accounts.google.com"},
+                              path="/connect/callback/google")
+    connect.mock_provider("spotify")
+    spotify = connect.callback({"code": "C1", "state": first["state"]}, path="/connect/callback/spotify")
+    assert _outcome(google)["connector_status"] == _outcome(spotify)["connector_status"] == "connected"
+    assert len(used_attempts(app)) == 2
+
+
+def test_another_attempts_cookie_under_this_attempts_name_is_another_browser(connect, app):
+    """A browser that holds a valid cookie of its own attempt cannot pass it off for the victim's."""
+    victim = connect.authorize_params(connect.start("spotify"))
+    attacker = app.test_client()
+    connect.start("spotify", client=attacker)
+    stolen_name = _binding_cookie(connect.client).key
+    attacker.set_cookie(stolen_name, _binding_cookie(attacker).value, domain="connector.test", secure=True, path="/")
+    response = connect.callback({"code": "CODE123", "state": victim["state"]}, client=attacker)
+    assert _outcome(response)["error"] == "other_browser"
+    assert used_attempts(app) == []
+    connect.mock_provider("spotify")
+    assert _outcome(connect.callback({"code": "CODE123", "state": victim["state"]}))["connector_status"] == "connected"
+
+
+def test_a_used_attempt_is_recorded_until_purged(connect, app):
+    params = connect.authorize_params(connect.start("spotify"))
+    connect.mock_provider("spotify")
+    connect.callback({"code": "CODE123", "state": params["state"]})
+    ref = open_state(app.extensions["connector"].keyring, params["state"])
+    assert used_attempts(app) == [ref.id]
+
+
+def _with_keys(keys: str, database_url: str):
+    return create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url},
+                      env=base_env(TOKEN_ENCRYPTION_KEYS=keys))
+
+
+def test_an_attempt_started_before_a_key_rotation_finishes_while_the_old_key_is_kept(connect, app, database_url):
+    params = connect.authorize_params(connect.start("spotify"))  # sealed with k1
+    cookie = _binding_cookie(connect.client)
+    query = f"/connect/callback/spotify?code=CODE123&state={params['state']}"
+
+    only_new = _with_keys(KEY_2, database_url)  # k1 dropped too early: the attempt cannot be opened
+    browser = only_new.test_client()
+    browser.set_cookie(cookie.key, cookie.value, domain="connector.test", secure=True, path="/")
+    assert browser.get(query, base_url=BASE_URL).status_code == 400
+
+    rotated = _with_keys(f"{KEY_2},{KEY_1}", database_url)  # k2 first, k1 kept: it finishes
+    browser = rotated.test_client()
+    browser.set_cookie(cookie.key, cookie.value, domain="connector.test", secure=True, path="/")
+    connect.mock_provider("spotify")
+    assert _outcome(browser.get(query, base_url=BASE_URL))["connector_status"] == "connected"
+    for other in (only_new, rotated):
+        with other.app_context():
+            db.engine.dispose()
+
+
+def test_concurrent_callbacks_for_one_attempt_consume_it_once(app):
+    spec = app.extensions["connector"].registry.get("spotify")
+    ctx = app.extensions["connector"].connect
+    with app.app_context():
+        started = flow.start_connect(ctx, Principal(sub="auth0|alice", is_machine=False), spec, RETURN_URL)
+    state = parse_qs(urlsplit(started.authorize_url).query)["state"][0]
+    attempt = open_cookie(ctx.keyring, open_state(ctx.keyring, state), started.cookie_value)
+    barrier, results = threading.Barrier(6), []
+
+    def consume() -> None:
+        with app.app_context():
+            barrier.wait(timeout=30)
+            results.append(flow._consume(attempt))
+            db.session.remove()
+
+    threads = [threading.Thread(target=consume) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == [False] * 5 + [True]
+
+
+def test_scopes_and_params_travel_sealed_to_the_callback(app):
+    spec = app.extensions["connector"].registry.get("spotify")
+    ctx = app.extensions["connector"].connect
+    started = flow.start_connect(ctx, Principal(sub="auth0|alice", is_machine=False), spec, RETURN_URL,
+                                 scopes=("user-read-email",), params={"login_hint": "alice@example.com"})
+    state = parse_qs(urlsplit(started.authorize_url).query)["state"][0]
+    attempt = open_cookie(ctx.keyring, open_state(ctx.keyring, state), started.cookie_value)
+    assert attempt.scopes == ("user-read-email",) and attempt.params == {"login_hint": "alice@example.com"}
+    assert "alice@example.com" not in started.cookie_value and "alice" not in state

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app import clock, create_app
 from app.extensions import db
-from app.models import AuditEvent, AuthorizationRequest
+from app.models import AuditEvent
 from tests.conftest import BASE_URL, RETURN_URL, base_env
-from tests.connect.conftest import PROVIDER_MOCKS, connection_rows
+from tests.connect.conftest import PROVIDER_MOCKS, binding_cookies, connection_rows, used_attempts
 
 IDP = "https://idp.test"
 DISCOVERY = {"issuer": IDP, "authorization_endpoint": IDP + "/auth", "token_endpoint": IDP + "/token",
@@ -165,8 +165,7 @@ def test_odd_parameters_with_a_valid_state_go_back_to_the_app(connect, app):
     params = connect.authorize_params(connect.start("spotify"))
     for query in (f"state={params['state']}&code=" + "x" * 5000, f"state={params['state']}&iss=a&iss=b"):
         assert _outcome(connect.callback(query))["error"] == "invalid_request"
-    with app.app_context():
-        assert db.session.scalars(select(AuthorizationRequest)).one().used_at is None
+    assert used_attempts(app) == []
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -187,8 +186,7 @@ def test_discovery_unreachable_at_start_goes_back_to_the_app(connect, app):
     # Nothing answers https://idp.test: responses refuses the connection.
     response = connect.start("idp")
     assert _outcome(response) == {"connector_status": "error", "provider": "idp", "error": "provider_unavailable"}
-    with app.app_context():
-        assert db.session.scalars(select(AuthorizationRequest)).all() == []
+    assert binding_cookies(response) == []
 
 
 def test_discovery_unreachable_at_callback_goes_back_to_the_app(connect, app, env, database_url):

@@ -1,17 +1,16 @@
 import time
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from sqlalchemy import event
 
+from app import clock
+from app.connect.attempt import open_cookie, open_state
 from app.extensions import db
-from app.models import AuthorizationRequest
 from tests.conftest import RETURN_URL, base_env
-
-
-def _request_count(app) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(AuthorizationRequest))
+from tests.connect.conftest import binding_cookies
 
 
 def test_start_redirects_to_provider_with_state_pkce_and_scopes(connect, app):
@@ -31,20 +30,60 @@ def test_start_redirects_to_provider_with_state_pkce_and_scopes(connect, app):
     assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_start_stores_only_hashes_and_sets_host_cookie(connect, app):
+def _cookie_value(response) -> tuple[str, str]:
+    [header] = binding_cookies(response)
+    name, _, rest = header.partition("=")
+    return name, rest.partition(";")[0]
+
+
+def test_start_seals_the_attempt_in_state_and_a_host_cookie(connect, app):
+    before = clock.now()
     response = connect.start("google")
     params = connect.authorize_params(response)
     assert params["access_type"] == "offline" and params["prompt"] == "consent" and params["nonce"]
-    cookie = response.headers["Set-Cookie"]
+    [cookie] = binding_cookies(response)
     assert cookie.startswith("__Host-connector_bind_")
-    for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+    for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"):
         assert flag in cookie
+    name, value = _cookie_value(response)
+    # Nothing readable in the URL or the cookie: not the user, not the return URL, not the verifier.
+    for sealed in (params["state"], value):
+        assert "alice" not in sealed and "app.test" not in sealed and sealed.startswith("k1.")
+    keyring = app.extensions["connector"].keyring
+    ref = open_state(keyring, params["state"])
+    assert (ref.user_id, ref.provider, ref.return_to) == ("auth0|alice", "google", RETURN_URL)
+    assert name.endswith("connector_bind_" + ref.id[:16])
+    assert timedelta(minutes=10) - timedelta(seconds=1) <= ref.expires_at - before <= timedelta(minutes=10)
+    attempt = open_cookie(keyring, ref, value)
+    assert create_s256_code_challenge(attempt.code_verifier) == params["code_challenge"]
+    assert attempt.code_verifier not in response.headers["Location"]
+    assert attempt.nonce == params["nonce"] and attempt.scopes == () and attempt.params == {}
+
+
+def test_start_runs_no_sql(connect, app):
+    statements = []
     with app.app_context():
-        request = db.session.scalars(select(AuthorizationRequest)).one()
-        assert params["state"] not in (request.state_hash, request.browser_hash)
-        assert request.provider == "google" and request.return_to == RETURN_URL
-        assert request.code_verifier_enc.startswith("k1.")
-        assert (request.expires_at - request.created_at).total_seconds() == 600
+        engine = db.engine
+
+    def count(*args):
+        statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert connect.start("spotify").status_code == 303
+        assert connect.start("google").status_code == 303
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statements == []
+
+
+def test_two_starts_give_two_attempts_with_their_own_cookies(connect, app):
+    first, second = connect.start("spotify"), connect.start("spotify")
+    states = [connect.authorize_params(r)["state"] for r in (first, second)]
+    keyring = app.extensions["connector"].keyring
+    ids = [open_state(keyring, state).id for state in states]
+    assert ids[0] != ids[1]
+    assert _cookie_value(first)[0] != _cookie_value(second)[0]
 
 
 def _back_to_app(response) -> dict[str, str]:
@@ -59,7 +98,7 @@ def test_start_refuses_machine_token(connect, app):
     response = connect.start(token=connect.auth0.m2m_token())
     assert response.status_code == 403  # an integration bug, not a user's situation: the page
     assert "machine" in response.get_data(as_text=True)
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 @pytest.mark.parametrize("origin,referer", [
@@ -79,7 +118,7 @@ def test_start_refuses_cross_site_post(connect, app, origin, referer):
     assert response.status_code == 403
     assert "cross_site_request" in response.get_data(as_text=True)
     assert "Location" not in response.headers
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 def test_start_accepts_referer_when_origin_absent(connect):
@@ -92,7 +131,7 @@ def test_start_rejects_unknown_or_disabled_provider(connect, app, provider):
     response = connect.start(provider)
     # Back to the app, which checked its return URL; a provider it does not know is not echoed.
     assert _back_to_app(response) == {"connector_status": "error", "error": "unknown_provider"}
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 def test_start_rejects_return_url_off_allowlist(connect, app):
@@ -100,7 +139,7 @@ def test_start_rejects_return_url_off_allowlist(connect, app):
     assert response.status_code == 400
     assert "Location" not in response.headers
     assert "invalid_return_url" in response.get_data(as_text=True)
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 @pytest.mark.parametrize("return_to", ["https://[app.test/x", "https://[app.test/settings/integrations"])
@@ -109,14 +148,14 @@ def test_start_rejects_unparseable_return_url(connect, app, return_to):
     assert response.status_code == 400
     assert "Location" not in response.headers
     assert "invalid_return_url" in response.get_data(as_text=True)
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 @pytest.mark.parametrize("token", ["garbage", ""])
 def test_start_with_bad_or_missing_token_sends_the_browser_back_with_login_required(connect, app, token):
     response = connect.start(data={"access_token": token, "provider": "github", "return_to": RETURN_URL})
     assert _back_to_app(response) == {"connector_status": "error", "provider": "github", "error": "login_required"}
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 def test_start_with_expired_token_keeps_the_apps_query(connect, app):
@@ -125,7 +164,7 @@ def test_start_with_expired_token_keeps_the_apps_query(connect, app):
     response = connect.start("spotify", token=token, return_to=RETURN_URL + "?tab=apps")
     assert _back_to_app(response) == {"tab": "apps", "connector_status": "error", "provider": "spotify",
                                       "error": "login_required"}
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 def test_start_answers_problem_json_to_api_clients(connect):
@@ -140,13 +179,13 @@ def test_start_rejects_duplicated_fields(connect, app):
     data = {"access_token": token, "provider": ["github", "google"], "return_to": RETURN_URL}
     response = connect.start(data=data)
     assert response.status_code == 400
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 def test_start_rejects_oversized_body(connect, app):
     response = connect.start(data={"access_token": "x" * 70_000, "provider": "github", "return_to": RETURN_URL})
     assert response.status_code == 413
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 @pytest.mark.parametrize("field,value", [("provider", "github\x00"), ("return_to", RETURN_URL + "\x00"),
@@ -156,7 +195,7 @@ def test_start_refuses_control_characters_in_form(connect, app, field, value):
     response = connect.start(data=data)
     assert (response.status_code, response.mimetype) == (400, "text/html")
     assert "control character" in response.get_data(as_text=True)
-    assert _request_count(app) == 0
+    assert binding_cookies(response) == []  # no attempt was started
 
 
 def test_start_lets_tab_cr_lf_in_form_reach_the_normal_checks(connect, app):

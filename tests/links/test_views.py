@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from app import clock
 from app.extensions import db
-from app.models import NEEDS_REAUTH, AdminSession, AuditEvent, AuthorizationRequest, Connection
+from app.models import NEEDS_REAUTH, AdminSession, AuditEvent, Connection
 from tests.conftest import BASE_URL, RETURN_URL, make_connection
-from tests.connect.conftest import PROVIDER_MOCKS, connection_rows
+from tests.connect.conftest import PROVIDER_MOCKS, binding_cookies, connection_rows
 from tests.links.conftest import ADMIN_SUB, bearer, query_of
 
 USER = "auth0|alice"
@@ -72,7 +72,7 @@ def test_link_opened_by_another_auth0_user_changes_nothing(app, client, links):
     assert "another account" in response.text and "Nothing was changed" in response.text
     assert "Location" not in response.headers
     assert connection_rows(app) == before
-    assert _count(app, AuthorizationRequest) == 0 and _count(app, AdminSession) == 0
+    assert binding_cookies(response) == [] and _count(app, AdminSession) == 0
     with app.app_context():
         event = db.session.scalars(select(AuditEvent).where(AuditEvent.outcome == "refused")).one()
         assert (event.actor_id, event.user_id, event.detail) == ("auth0|mallory", USER, {"reason": "other_user"})
@@ -104,7 +104,7 @@ def test_link_expiring_during_sign_in_changes_nothing(app, client, links, monkey
     monkeypatch.setattr(clock, "now", lambda: later)
     response = links.sign_in(opened, USER)
     assert response.status_code == 400 and "expired" in response.text
-    assert connection_rows(app) == before and _count(app, AuthorizationRequest) == 0
+    assert connection_rows(app) == before and binding_cookies(response) == []
 
 
 @pytest.mark.parametrize("token", ["garbage", "k1.AAAA", "k9.abc", "x" * 5000, "k1.%00"])
@@ -124,7 +124,7 @@ def test_tampered_link_is_refused(client, links):
 
 def test_callback_without_a_link_in_progress_is_refused(app, client, links):
     response = client.get("/link/callback", query_string={"code": "c", "state": "s"}, base_url=BASE_URL)
-    assert response.status_code == 400 and _count(app, AuthorizationRequest) == 0
+    assert response.status_code == 400 and binding_cookies(response) == []
 
 
 def test_admin_sign_in_state_cannot_finish_a_link(app, client, links, mocked_http):
@@ -133,7 +133,7 @@ def test_admin_sign_in_state_cannot_finish_a_link(app, client, links, mocked_htt
     admin_start = client.get("/admin/login/start", base_url=BASE_URL)
     response = links.sign_in(admin_start, USER)
     assert response.status_code == 400 and "not started for a link" in response.text
-    assert _count(app, AuthorizationRequest) == 0
+    assert binding_cookies(response) == []
 
 
 def test_409_from_the_token_endpoint_carries_a_reconnect_url(app, client, auth0, links, openapi):
