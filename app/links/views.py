@@ -82,7 +82,8 @@ def callback() -> Response:
     return_to = rt.return_urls.check(link.return_to)
     record_audit("connect_link", "opened", actor_type="user", actor_id=link.user_id,
                  user_id=link.user_id, provider=spec.name)
-    started = start_connect(rt.connect, Principal(sub=link.user_id, is_machine=False), spec, return_to)
+    started = start_connect(rt.connect, Principal(sub=link.user_id, is_machine=False), spec, return_to,
+                            scopes=link.scopes)  # a 409 insufficient_scope's link asks for what was missing
     db.session.commit()
     response = redirect(started.authorize_url, 303)
     response.set_cookie(started.cookie_name, started.cookie_value, max_age=int(REQUEST_TTL.total_seconds()),
