@@ -1,7 +1,7 @@
 """The baselines' bare app, run on the same gunicorn configuration as the service.
 
 ``POST /verify`` verifies the bearer JWT with the service's own verifier (``app.identity``, JWKS by
-discovery from the same issuer) and answers JSON; ``POST /redirect`` answers a 303 and nothing else.
+discovery from the same issuer) and answers JSON; ``POST`` or ``GET /redirect`` answers a 303 and nothing else.
 Configured from the same environment variables (AUTH0_ISSUER, AUTH0_AUDIENCE)."""
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def create() -> Flask:
             return jsonify(error="invalid_token"), 401
         return {"sub": principal.sub, "machine": principal.is_machine}
 
-    @bare.post("/redirect")
+    @bare.route("/redirect", methods=["GET", "POST"])
     def bare_redirect():
         return redirect("http://127.0.0.1:9/authorize", 303)
 

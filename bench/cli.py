@@ -22,8 +22,8 @@ from pathlib import Path
 from . import common
 from .common import Figure, Gunicorn, Issuer
 
-MODULES = {"token": "token_endpoint", "connect": "connect_start", "singleflight": "singleflight",
-           "memory": "memory", "profile": "profiling", "scale": "scale"}
+MODULES = {"token": "token_endpoint", "connect": "connect_start", "callback": "callback",
+           "singleflight": "singleflight", "memory": "memory", "profile": "profiling", "scale": "scale"}
 BENCHMARKS = tuple(MODULES)
 
 
@@ -109,13 +109,16 @@ class Context:
             sqla.session.remove()
         return access, refresh
 
-    def service(self) -> Gunicorn:
-        if "service" not in self._servers:
-            self.ensure_schema(self.primary_db)
+    def service(self, db: str | None = None) -> Gunicorn:
+        """The service under gunicorn on ``db`` (default: the run's first database), started once."""
+        db = db or self.primary_db
+        key = "service" if db == self.primary_db else f"service-{db}"
+        if key not in self._servers:
+            self.ensure_schema(db)
             port = common.free_port()
-            env = self.env(self.primary_db, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-            self._servers["service"] = Gunicorn("wsgi:app", env, port).start(self.workdir)
-        return self._servers["service"]
+            env = self.env(db, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+            self._servers[key] = Gunicorn("wsgi:app", env, port).start(self.workdir)
+        return self._servers[key]
 
     def baseline(self) -> Gunicorn:
         if "baseline" not in self._servers:
@@ -138,10 +141,11 @@ class Context:
                 sqla.engine.dispose()
         self._migrated.discard(db)
 
-    def load(self, url: str, *, expect: int, headers: dict[str, str] | None = None, body: str = "") -> dict:
+    def load(self, url: str, *, expect: int, headers: dict[str, str] | None = None, body: str = "", **extra) -> dict:
+        """``extra``: ``method``, ``requests`` (see common.run_load)."""
         s = self.settings
         return common.run_load(url, duration=s.duration, max_requests=s.max_requests, threads=s.threads,
-                               expect=expect, headers=headers, body=body)
+                               expect=expect, headers=headers, body=body, **extra)
 
     def load_on(self, server: Gunicorn, url: str, **kwargs) -> dict:
         """``load`` plus the server's CPU time per request (all workers, /proc), which other load on a

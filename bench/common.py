@@ -29,7 +29,7 @@ APP_ORIGIN = "http://localhost:3000"
 RETURN_URL = f"{APP_ORIGIN}/settings/integrations"
 BENCH_KEY = "bench:" + base64.b64encode(b"b" * 32).decode()
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_DATABASE = "connector_bench"
+PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "connector_bench")  # another name for parallel runs
 PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DATABASE}"
 # Same gunicorn configuration for the service and for every baseline app.
 GUNICORN_WORKERS, GUNICORN_THREADS = 2, 4
@@ -223,10 +223,14 @@ def rss_mb(pid: int) -> float:
 # --- load --------------------------------------------------------------------------------------
 
 def run_load(url: str, *, duration: float, max_requests: int, threads: int, expect: int,
-             headers: dict[str, str] | None = None, body: str = "") -> dict:
-    """POST ``url`` from a separate process (bench/load.py) for ``duration`` s or ``max_requests``."""
+             headers: dict[str, str] | None = None, body: str = "", method: str = "POST",
+             requests: list[tuple[str, dict[str, str]]] | None = None) -> dict:
+    """POST (or ``method``) ``url`` from a separate process (bench/load.py) for ``duration`` s or
+    ``max_requests``. With ``requests`` (path with query, extra headers), each request is sent once, in
+    order, to ``url``'s host (a single-use callback per request); the run stops when they are used up."""
     spec = {"url": url, "duration": duration, "max_requests": max_requests, "threads": threads, "expect": expect,
-            "headers": headers or {}, "body": body}
+            "headers": headers or {}, "body": body, "method": method,
+            "requests": [list(r) for r in requests] if requests else None}
     out = subprocess.run([PYTHON, "-m", "bench.load"], cwd=ROOT, input=json.dumps(spec),  # noqa: S603
                          capture_output=True, text=True, check=True, timeout=duration + 60)
     return json.loads(out.stdout)

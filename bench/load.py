@@ -1,6 +1,8 @@
 """Bounded HTTP load generator, run as its own process (``python -m bench.load`` reading a JSON spec on
-stdin). Threads POST over keep-alive connections until ``duration`` seconds pass or ``max_requests``
-are sent; prints one JSON object: requests, errors, req/s, latency percentiles."""
+stdin). Threads POST (or ``method``) over keep-alive connections until ``duration`` seconds pass or
+``max_requests`` are sent; with ``requests`` (a list of [path, headers]) each one is sent once, in order,
+and the run also stops when they are used up. Prints one JSON object: requests, errors, req/s, latency
+percentiles."""
 from __future__ import annotations
 
 import http.client
@@ -18,30 +20,38 @@ def main() -> None:
     parts = urlsplit(spec["url"])
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     body = spec["body"].encode()
-    headers = {"Content-Length": str(len(body)), **spec["headers"]}
+    method = spec.get("method") or "POST"
+    headers = {**({"Content-Length": str(len(body))} if method == "POST" else {}), **spec["headers"]}
+    planned = spec.get("requests")
     lock = threading.Lock()
-    budget = [spec["max_requests"]]
+    budget = [min(spec["max_requests"], len(planned)) if planned else spec["max_requests"]]
+    sent = [0]
     latencies: list[float] = []
     statuses: Counter = Counter()
     go = threading.Event()
     deadline = [0.0]
 
-    def take() -> bool:
+    def take() -> tuple[str, dict[str, str]] | None:
+        """The next request's path and headers, or None when the budget is spent."""
         with lock:
             if budget[0] <= 0:
-                return False
+                return None
             budget[0] -= 1
-            return True
+            n, sent[0] = sent[0], sent[0] + 1
+        if planned:
+            return planned[n][0], {**headers, **planned[n][1]}
+        return path, headers
 
     def worker() -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         mine: list[float] = []
         seen: Counter = Counter()
         go.wait()
-        while time.monotonic() < deadline[0] and take():
+        while time.monotonic() < deadline[0] and (next_request := take()) is not None:
+            target, target_headers = next_request
             started = time.perf_counter()
             try:
-                conn.request("POST", path, body=body, headers=headers)
+                conn.request(method, target, body=body if method == "POST" else None, headers=target_headers)
                 response = conn.getresponse()
                 response.read()
                 status = response.status

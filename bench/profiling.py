@@ -67,16 +67,11 @@ def _profile(label: str, call, n: int) -> str:
 
 
 def run(ctx) -> None:
-    from sqlalchemy import delete
-
-    from app.extensions import db
-    from app.models import AuthorizationRequest
-
     db_name = ctx.primary_db
     user = "auth0|bench-profile"
     ctx.seed(db_name, user, expires_in=7200)
     app = ctx.app(db_name)
-    client = app.test_client()
+    client = app.test_client(use_cookies=False)  # no jar: each start sets a new binding cookie
     m2m = {"Authorization": f"Bearer {ctx.issuer.m2m_token()}"}
     token_path = f"/api/users/{quote(user, safe='')}/connections/stub/token"
     form = {"access_token": ctx.issuer.token(user), "provider": "stub", "return_to": RETURN_URL}
@@ -103,10 +98,6 @@ def run(ctx) -> None:
              _profile("POST /connect/start", connect, n),
              _profile("vault refresh (get_access_token force_refresh, loopback stub provider)", refresh,
                       max(10, n // 3))]
-    with app.app_context():
-        db.session.execute(delete(AuthorizationRequest))
-        db.session.commit()
-        db.session.remove()
     ctx.section(f"""## 6. Profile (pyinstrument, in-process test client, {db_name})
 
 Flask's test client calls the app directly (no gunicorn, no socket), so these are the service's own costs.

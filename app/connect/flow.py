@@ -149,19 +149,24 @@ def _used(ref: AttemptRef) -> bool:
 
 def _check_attempt(ctx: ConnectContext, ref: AttemptRef, path_provider: str | None,
                    cookies: Mapping[str, str]) -> tuple[ConnectAttempt | None, str | None]:
-    """The whole attempt, or why it cannot take this response (a stable code)."""
+    """The whole attempt, or why it cannot take this response (a stable code).
+
+    A response in the right browser, in time, on the right path goes on without a read: ``_consume``
+    proves it unused. Otherwise the most telling reason is given: used before, then expired, then
+    another browser, then the wrong callback path."""
+    attempt = open_cookie(ctx.keyring, ref, cookies.get(ctx.cookie_name(ref.id)))
+    expired = ref.expires_at <= clock.now()
+    if attempt is not None and not expired and path_provider == ref.provider:
+        return attempt, None
     if _used(ref):
         return None, outcomes.ALREADY_USED
-    if ref.expires_at <= clock.now():
+    if expired:
         return None, outcomes.EXPIRED
-    attempt = open_cookie(ctx.keyring, ref, cookies.get(ctx.cookie_name(ref.id)))
     if attempt is None:
         return None, outcomes.OTHER_BROWSER
-    if path_provider != ref.provider:
-        # RFC 9700 4.4.2: each provider has its own redirect URI, so a response sent to another
-        # provider's callback (a mix-up) never reaches this provider's token endpoint.
-        return None, outcomes.INVALID_CALLBACK
-    return attempt, None
+    # RFC 9700 4.4.2: each provider has its own redirect URI, so a response sent to another
+    # provider's callback (a mix-up) never reaches this provider's token endpoint.
+    return None, outcomes.INVALID_CALLBACK
 
 
 def _check_issuer(spec: ProviderSpec, iss: str | None) -> bool:

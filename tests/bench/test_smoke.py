@@ -25,7 +25,10 @@ def test_bench_smoke_produces_figures(tmp_path):
     assert data["failures"] == []
     figures = data["figures"]
     sections = {f["section"] for f in figures}
-    assert {"1 token (HTTP)", "1 token (in-process)", "2 connect start", "3 single-flight", "4 memory"} <= sections
+    assert {"1 token (HTTP)", "1 token (in-process)", "2 connect start", "3 single-flight", "4 memory",
+            "7 callback"} <= sections
+    stored = [f for f in figures if f["name"].startswith("connections stored")]
+    assert stored and all(f["met"] is True and f["value"] > 0 for f in stored)  # every callback connected
     for figure in figures:
         assert isinstance(figure["value"], (int, float)) and math.isfinite(figure["value"]), figure
         assert figure["value"] >= 0, figure

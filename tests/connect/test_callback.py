@@ -358,3 +358,18 @@ def test_scopes_and_params_travel_sealed_to_the_callback(app):
     assert attempt.scopes == (*spec.scopes, "playlist-read-private")
     assert attempt.params == {"login_hint": "alice@example.com"}
     assert "alice@example.com" not in started.cookie_value and "alice" not in state
+
+
+def test_a_replay_that_still_carries_the_cookie_is_refused_before_any_exchange(connect, app):
+    """The binding cookie outlived the success (its deletion was lost): the unique insert refuses it."""
+    params = connect.authorize_params(connect.start("spotify"))
+    cookie = _binding_cookie(connect.client)
+    connect.mock_provider("spotify")
+    query = {"code": "CODE123", "state": params["state"]}
+    assert _outcome(connect.callback(query))["connector_status"] == "connected"
+    before, exchanges = connection_rows(app), len(connect.http.calls)
+    connect.client.set_cookie(cookie.key, cookie.value, domain="connector.test", secure=True, path="/")
+    replay = connect.callback(query)
+    assert _outcome(replay) == {"connector_status": "error", "provider": "spotify", "error": "already_used"}
+    assert "Max-Age=0" in replay.headers["Set-Cookie"]
+    assert connection_rows(app) == before and len(connect.http.calls) == exchanges

@@ -550,8 +550,9 @@ class Database:
     def connections(self, user_id: str) -> list[dict]:
         return self.rows("SELECT * FROM connections WHERE user_id = :u", u=user_id)
 
-    def authorization_requests(self, user_id: str) -> list[dict]:
-        return self.rows("SELECT * FROM authorization_requests WHERE user_id = :u", u=user_id)
+    def used_attempts(self) -> set[str]:
+        """The ids of the connect attempts whose callback was accepted (each once)."""
+        return {row["id"] for row in self.rows("SELECT id FROM connect_attempts_used")}
 
     def audit(self, user_id: str) -> list[dict]:
         return self.rows("SELECT * FROM audit_events WHERE user_id = :u ORDER BY id", u=user_id)

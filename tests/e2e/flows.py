@@ -5,7 +5,7 @@ by the context's default timeouts (see conftest.new_context)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from playwright.sync_api import Page, expect
 
@@ -82,3 +82,29 @@ def back_at_app(page: Page, spa) -> dict[str, str]:
 def outcome(page: Page) -> dict[str, str]:
     """What the SPA page shows about the last connect."""
     return {key: page.text_content("#" + key) for key in ("status", "provider", "error")}
+
+
+def binding_cookies(context) -> list[str]:
+    """The names of the connect attempts' binding cookies the browser holds (one per attempt started)."""
+    return [c["name"] for c in context.cookies() if "connector_bind_" in c["name"]]
+
+
+def callback_url_caught(page: Page, provider, service, username: str) -> str:
+    """Press Connect and allow at the provider, but catch the provider's redirect to the service's
+    callback instead of delivering it (the consent form is submitted with the page's own cookies,
+    redirects not followed); returns the callback URL, never used."""
+    page.click("#connect")
+    page.wait_for_url(provider.base_url + "/interaction/**")
+    page.wait_for_selector("#username, #allow")
+    if page.locator("#username").count():
+        log_in_at_party(page, provider, username)
+    page.wait_for_selector("#allow")
+    action = urljoin(page.url, page.get_attribute("form", "action"))
+    response = page.context.request.post(action, form={"decision": "allow"}, max_redirects=0)
+    for _ in range(5):  # bounded: consent -> resume -> redirect to the service's callback
+        assert response.status in (302, 303), response.status
+        location = urljoin(response.url, response.headers["location"])
+        if location.startswith(service.url(f"/connect/callback/{provider.connector_name}?")):
+            return location
+        response = page.context.request.get(location, max_redirects=0)
+    raise AssertionError(f"the provider did not redirect to the callback: {urlsplit(location).path}")

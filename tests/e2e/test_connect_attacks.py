@@ -3,7 +3,7 @@ replayed and stolen callbacks, connect-CSRF from another origin, off-allowlist r
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -23,14 +23,14 @@ def _record_requests(page) -> list[str]:
 
 def test_consent_denied_at_provider(page, spa, auth0, provider, db, username):
     flows.sign_in(page, spa, auth0, username)
+    used = db.used_attempts()
     got = flows.connect(page, spa, provider, username, decision="deny")
     assert got == {"connector_status": "error", "provider": provider.connector_name, "error": "access_denied"}
     assert flows.outcome(page) == {"status": "error", "provider": provider.connector_name, "error": "access_denied"}
 
     user_id = f"auth0|{username}"
     assert db.connections(user_id) == []
-    [attempt] = db.authorization_requests(user_id)
-    assert attempt["used_at"] is not None  # consumed: the error response cannot be replayed into a success
+    assert len(db.used_attempts() - used) == 1  # consumed: the error response cannot be replayed into a success
     assert [(e["action"], e["outcome"]) for e in db.audit(user_id)] == [("connect", "error")]
     assert provider.issued_tokens(username) == {"access_token": [], "refresh_token": []}
 
@@ -72,29 +72,16 @@ def test_callback_is_bound_to_the_browser_that_started(new_context, spa, auth0, 
     page = victim.new_page()
     flows.sign_in(page, spa, auth0, username)
 
-    # The victim's browser never delivers the callback: it is caught on the way (the consent
-    # form is submitted with the context's own cookies, redirects not followed).
-    page.click("#connect")
-    flows.log_in_at_party(page, provider, username)
-    page.wait_for_selector("#allow")
-    action = urljoin(page.url, page.get_attribute("form", "action"))
-    response = victim.request.post(action, form={"decision": "allow"}, max_redirects=0)
-    for _ in range(5):  # bounded: consent -> resume -> redirect to the service's callback
-        assert response.status in (302, 303), response.status
-        location = urljoin(response.url, response.headers["location"])
-        if location.startswith(service.url(f"/connect/callback/{provider.connector_name}?")):
-            break
-        response = victim.request.get(location, max_redirects=0)
-    else:
-        raise AssertionError(f"the provider did not redirect to the callback: {urlsplit(location).path}")
-    callback_url = location
+    # The victim's browser never delivers the callback: it is caught on the way.
+    used = db.used_attempts()
+    callback_url = flows.callback_url_caught(page, provider, service, username)
 
     attacker_page = new_context().new_page()
     attacker_page.goto(callback_url)
     assert flows.back_at_app(attacker_page, spa)["error"] == "other_browser"
     user_id = f"auth0|{username}"
     assert db.connection(user_id) is None
-    assert db.authorization_requests(user_id)[0]["used_at"] is None  # the attempt was not burned
+    assert db.used_attempts() == used  # the attempt was not burned
 
     # Mix-up: the same response claiming another issuer (RFC 9207) is refused, even in the right browser.
     forged = callback_url.replace(quote(provider.issuer, safe=""), quote(auth0.issuer, safe=""))
@@ -111,7 +98,7 @@ def test_callback_is_bound_to_the_browser_that_started(new_context, spa, auth0, 
     assert flows.back_at_app(page, spa) == {"connector_status": "error", "provider": provider.connector_name,
                                             "error": "invalid_callback"}
     assert provider.stats()["token"].get("authorization_code", 0) == exchanges
-    assert db.authorization_requests(user_id)[0]["used_at"] is None
+    assert db.used_attempts() == used
     reasons = [e["detail"] for e in db.audit(user_id) if e["outcome"] == "rejected"]
     assert len(reasons) == 3 and all("other_browser" in str(r) or "invalid_callback" in str(r) for r in reasons)
 
@@ -141,7 +128,8 @@ def test_connect_csrf_from_another_origin_is_refused(page, spa, attacker, auth0,
 
     assert not [url for url in seen if url.startswith(provider.base_url)]  # never sent to the provider
     for user in (f"auth0|{attacker_name}", f"auth0|{username}"):
-        assert db.connections(user) == [] and db.authorization_requests(user) == []
+        assert db.connections(user) == []
+    assert flows.binding_cookies(page.context) == []  # no attempt was started
 
 
 @pytest.mark.parametrize("where", ["other_origin", "sibling_path", "dot_segments", "other_scheme"])
@@ -164,5 +152,5 @@ def test_return_url_off_the_allowlist_is_refused(page, spa, attacker, auth0, pro
     page.wait_for_load_state()
 
     assert not [url for url in seen if url.startswith(provider.base_url)]  # refused before any redirect
-    assert db.authorization_requests(f"auth0|{username}") == []
+    assert flows.binding_cookies(page.context) == []
     assert db.connections(f"auth0|{username}") == []

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -45,7 +46,7 @@ def test_connect_stores_encrypted_connection(page, spa, auth0, provider, service
     # The provider's view: exactly what it issued to this account, none of it in our tables.
     issued = provider.issued_tokens(username)
     assert len(issued["access_token"]) == 1 and len(issued["refresh_token"]) == 1
-    dump = "\n".join(db.dump(table) for table in ("connections", "authorization_requests", "audit_events"))
+    dump = "\n".join(db.dump(table) for table in ("connections", "connect_attempts_used", "audit_events"))
     for value in issued["access_token"] + issued["refresh_token"]:
         assert value not in dump
     # Nor in the service's log.
@@ -215,21 +216,26 @@ def _refused(provider_name: str, error: str) -> dict[str, str]:
 
 
 def test_attempt_older_than_ten_minutes_goes_back_to_the_app(page, spa, auth0, provider, service, db, username):
+    """The attempt's expiry is sealed into its state: the test reseals it with an expiry in the past
+    (the service's own key and code), as ten minutes passing would leave it, and delivers that."""
+    from dataclasses import asdict
     from datetime import datetime
 
-    from sqlalchemy import text
+    from app.connect.attempt import ConnectAttempt, open_state, seal
+    from app.crypto import Keyring
+    from config import parse_encryption_keys
 
     flows.sign_in(page, spa, auth0, username)
     user_id = f"auth0|{username}"
-
-    def ten_minutes_pass():
-        # The attempt's clock, moved on at the service's own table (the service process keeps its time).
-        with db.engine.begin() as conn:
-            conn.execute(text("UPDATE authorization_requests SET expires_at = :t WHERE user_id = :u"),
-                         {"t": datetime(2000, 1, 1), "u": user_id})
-
-    got = flows.connect(page, spa, provider, username, before_decision=ten_minutes_pass)
-    assert got == _refused(provider.connector_name, "expired")
+    callback_url = flows.callback_url_caught(page, provider, service, username)
+    keyring = Keyring(parse_encryption_keys(service.env["TOKEN_ENCRYPTION_KEYS"]))
+    state = flows.query(callback_url)["state"]
+    ref = open_state(keyring, state)
+    old_state, _ = seal(keyring, ConnectAttempt(**{**asdict(ref), "expires_at": datetime(2000, 1, 1)}))
+    parts = urlsplit(callback_url)
+    query = [(k, old_state if k == "state" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    page.goto(urlunsplit(parts._replace(query=urlencode(query))))
+    assert flows.back_at_app(page, spa) == _refused(provider.connector_name, "expired")
     assert flows.outcome(page) == {"status": "error", "provider": provider.connector_name, "error": "expired"}
     assert db.connection(user_id) is None
     assert [(e["action"], e["outcome"]) for e in db.audit(user_id)] == [("connect", "rejected")]
@@ -241,7 +247,7 @@ def test_provider_that_does_not_answer_goes_back_to_the_app(page, spa, auth0, pr
     page.evaluate("(provider) => window.spa.connect({ provider })", down)
     assert flows.back_at_app(page, spa) == _refused(down, "provider_unavailable")
     assert flows.outcome(page) == {"status": "error", "provider": down, "error": "provider_unavailable"}
-    assert db.authorization_requests(f"auth0|{username}") == []
+    assert flows.binding_cookies(page.context) == []  # no attempt was started
 
 
 def test_token_endpoint_that_does_not_answer_goes_back_to_the_app(page, spa, auth0, provider, service, db,
@@ -270,4 +276,4 @@ def test_auth0_token_that_no_longer_verifies_goes_back_to_the_app(page, spa, aut
     page.evaluate("(token) => window.spa.connect({ token })", stale)
     assert flows.back_at_app(page, spa) == _refused(provider.connector_name, "login_required")
     assert flows.outcome(page)["error"] == "login_required"
-    assert db.authorization_requests(f"auth0|{username}") == []
+    assert flows.binding_cookies(page.context) == []  # no attempt was started
