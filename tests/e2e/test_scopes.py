@@ -17,17 +17,19 @@ except ImportError:
 pytestmark = pytest.mark.e2e
 
 
-def _connect_with_scopes(page, spa, auth0, provider, username: str, scopes: str) -> set[str]:
-    """Sign in in this browser, connect the scoped entry asking for ``scopes``; the scope the service's
-    authorize request asked the provider for."""
-    flows.sign_in(page, spa, auth0, username)
+def _connect_with_scopes(page, spa, auth0, provider, username: str, scopes: str, *, name: str | None = None,
+                         sign_in: bool = True) -> set[str]:
+    """Sign in in this browser (unless signed in already), connect the scoped entry (or ``name``) asking for
+    ``scopes``; the scope the service's authorize request asked the provider for."""
+    name = name or provider.scoped_connector_name
+    if sign_in:
+        flows.sign_in(page, spa, auth0, username)
     endpoint = provider.discovery()["authorization_endpoint"]
     authorize: list[str] = []
     # (not the /auth/<uid> resumes after the login and consent pages)
     page.on("request", lambda r: authorize.append(r.url) if r.url.startswith(endpoint + "?") else None)
-    got = flows.connect(page, spa, provider, username, provider_name=provider.scoped_connector_name,
-                        fields={"scopes": scopes})
-    assert got == {"connector_status": "connected", "provider": provider.scoped_connector_name}, got
+    got = flows.connect(page, spa, provider, username, provider_name=name, fields={"scopes": scopes})
+    assert got == {"connector_status": "connected", "provider": name}, got
     [url] = authorize
     return set(flows.query(url)["scope"].split())
 
@@ -38,9 +40,9 @@ def _granted(db, user_id: str, provider) -> set[str]:
     return set(db.connection(user_id, provider.scoped_connector_name)["scopes"].split())
 
 
-def _token(service, auth0, user_id: str, provider, **params) -> requests.Response:
+def _token(service, auth0, user_id: str, provider, name: str | None = None, **params) -> requests.Response:
     return requests.post(service.url(f"/api/users/{quote(user_id, safe='')}/connections/"
-                                     f"{provider.scoped_connector_name}/token"),
+                                     f"{name or provider.scoped_connector_name}/token"),
                          params=params, headers={"Authorization": "Bearer " + auth0.m2m_token("read:tokens")},
                          timeout=15)
 
@@ -99,3 +101,27 @@ def test_connecting_again_with_another_scope_keeps_one_connection_with_both(
         "Authorization": "Bearer " + other.evaluate("sessionStorage.getItem('access_token')")})
     [entry] = [c for c in listing.json()["connections"] if c["provider"] == name]
     assert set(entry["scopes"]) == _granted(db, user_id, provider) >= {"api:read", "email"}
+
+
+def test_in_the_same_browser_a_provider_that_extends_its_grant_keeps_it(page, spa, auth0, provider, service, db,
+                                                                        username):
+    """oidc-provider extends the grant it made for this browser's session, and revoking any token of a
+    grant ends all of it. An entry declaring that (revocation_revokes_grant = true) revokes nothing when
+    the same account connects again, so the extended grant lives on with both scopes. (Without the
+    declaration the replaced refresh token's revocation would end the new tokens too: the connection
+    would turn needs_reauth at its next refresh.)"""
+    user_id, name = f"auth0|{username}", provider.scoped_grant_connector_name
+    assert "api:read" in _connect_with_scopes(page, spa, auth0, provider, username, "api:read", name=name)
+    first = db.connection(user_id, name)
+    revocations = provider.stats()["revocation"]
+    asked = _connect_with_scopes(page, spa, auth0, provider, username, "email", name=name, sign_in=False)
+    assert {"api:read", "email"} <= asked
+    second = db.connection(user_id, name)
+    assert second["id"] == first["id"] and {"api:read", "email"} <= set(second["scopes"].split())
+    assert ("revoke_remote", "queued") not in [(e["action"], e["outcome"]) for e in db.audit(user_id)]
+    service.flask("connector", "retry-revocations")
+    assert provider.stats()["revocation"] == revocations
+    served = _token(service, auth0, user_id, provider, name, required_scopes="api:read email",
+                    min_ttl=str(provider.access_token_ttl))
+    assert served.status_code == 200, served.text
+    assert db.connection(user_id, name)["status"] == "active"
