@@ -15,7 +15,7 @@ from . import clock
 from .crypto import Keyring
 from .errors import DecryptionError
 from .extensions import db
-from .models import ACTIVE, Connection, new_id
+from .models import ACTIVE, REVOKED, Connection, new_id
 from .oauth_client import TokenResponse
 from .providers import ProviderSpec
 from .token_store import TokenStore
@@ -56,6 +56,18 @@ def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring
         except IntegrityError:
             continue  # a concurrent callback (another tab) created it: replace that row instead
     raise RuntimeError("the connection kept changing while it was being replaced")
+
+
+def granted_scopes(user_id: str, provider: str) -> tuple[str, ...]:
+    """The scopes the user's connection to ``provider`` holds, which a new connect asks for again so a
+    reconnect never loses one; none for a connection the user disconnected (or none at all)."""
+    row = db.session.execute(
+        select(Connection.scopes, Connection.status)
+        .where(Connection.user_id == user_id, Connection.provider == provider)
+    ).first()
+    if row is None or row.status == REVOKED or not row.scopes:
+        return ()
+    return tuple(row.scopes.split())
 
 
 def _connected_values(external_account_id: str | None, params: dict[str, str] | None) -> dict:

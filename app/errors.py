@@ -17,6 +17,10 @@ class ConnectorError(Exception):
             self.code = code
         super().__init__(self.description)
 
+    def problem_fields(self) -> dict:
+        """Members added to the problem document beside type, title, status, detail and code."""
+        return {}
+
 
 class InvalidRequest(ConnectorError):
     status, code, title = 400, "invalid_request", "The request is malformed"
@@ -28,6 +32,10 @@ class ReturnUrlRejected(InvalidRequest):
 
 class InvalidState(InvalidRequest):
     code, title = "invalid_state", "The authorization response does not match a pending request"
+
+
+class ScopeNotAllowed(InvalidRequest):
+    code, title = "scope_not_allowed", "A requested scope is malformed or not allowed for this provider"
 
 
 class UnknownProvider(InvalidRequest):
@@ -78,6 +86,20 @@ class TooManyAttempts(ConnectorError):
 
 class ReauthorizationRequired(ConnectorError):
     status, code, title = 409, "reauthorization_required", "The user must connect this provider again"
+
+
+class MissingScopes(ReauthorizationRequired):
+    """The connection works but was not granted every scope the caller requires: the user must
+    connect again, granting them (``missing_scopes`` names them; never token material)."""
+
+    code, title = "insufficient_scope", "The connection lacks scopes the caller requires"
+
+    def __init__(self, description: str | None = None, *, missing_scopes: tuple[str, ...] = ()):
+        super().__init__(description)
+        self.missing_scopes = missing_scopes
+
+    def problem_fields(self) -> dict:
+        return {"missing_scopes": list(self.missing_scopes)}
 
 
 class ProviderError(ConnectorError):

@@ -29,6 +29,7 @@ from .errors import ProviderError, ProviderUnavailable
 from .http import new_session
 from .providers import templates
 from .providers.spec import ErrorShape, ProviderSpec
+from .scopes import scope_parameter
 
 Timeout = tuple[float, float]
 MAX_BODY = 256 * 1024
@@ -173,8 +174,13 @@ def new_pkce_verifier() -> str:
 
 
 def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_verifier: str | None,
-                  nonce: str | None, params: Mapping[str, str] | None = None) -> str:
+                  nonce: str | None, scopes: tuple[str, ...] | None = None,
+                  params: Mapping[str, str] | None = None) -> str:
+    """``scopes``: what to ask for (default: the entry's ``scopes``), sent as the entry's
+    ``scope_param`` joined with its ``scope_separator``; ``params``: the connection's, for a
+    templated authorize_url."""
     query = dict(spec.extra_authorize_params)
+    query.update(scope_parameter(spec, spec.scopes if scopes is None else scopes))
     if code_verifier:
         query.update(code_challenge=create_s256_code_challenge(code_verifier), code_challenge_method="S256")
     if nonce:
@@ -182,8 +188,7 @@ def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_ver
     # What OAuth2Session.create_authorization_url ends in, without building a requests session per start.
     response_type = query.pop("response_type", "code")
     return prepare_grant_uri(templates.url(spec, spec.authorize_url, params), client_id=spec.client_id,
-                             response_type=response_type, redirect_uri=redirect_uri,
-                             scope=spec.scope_separator.join(spec.scopes) or None, state=state, **query)
+                             response_type=response_type, redirect_uri=redirect_uri, state=state, **query)
 
 
 def _call(action, spec: ProviderSpec) -> dict:
@@ -267,13 +272,16 @@ def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str,
 
 
 def exchange_code(spec: ProviderSpec, *, code: str, code_verifier: str | None, redirect_uri: str,
-                  timeout: Timeout, params: Mapping[str, str] | None = None) -> TokenResponse:
-    """The code exchange at the entry's token_url (filled with the connection's ``params``)."""
+                  timeout: Timeout, scopes: tuple[str, ...] | None = None,
+                  params: Mapping[str, str] | None = None) -> TokenResponse:
+    """The code exchange at the entry's token_url (filled with the connection's ``params``).
+    ``scopes``: what the authorize request asked for (default: the entry's ``scopes``), taken as
+    granted when the token response names none (RFC 6749 §5.1: then the grant is as requested)."""
     url = templates.url(spec, spec.token_url, params)
     client = _session(spec, redirect_uri)
     extra = {**dict(spec.token_params), **({"code_verifier": code_verifier} if code_verifier else {})}
     body = _call(lambda: client.fetch_token(url, code=code, timeout=timeout, headers=_headers(spec), **extra), spec)
-    return _token_response(spec, body, spec.scopes)
+    return _token_response(spec, body, spec.scopes if scopes is None else scopes)
 
 
 def refresh(spec: ProviderSpec, *, refresh_token: str, scopes: tuple[str, ...], timeout: Timeout,

@@ -31,9 +31,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, oauth_client, refresh_stats
+from . import clock, oauth_client, refresh_stats, scopes
 from .errors import (
     DecryptionError,
+    MissingScopes,
     NotFound,
     ProviderError,
     ProviderUnavailable,
@@ -238,15 +239,32 @@ def _check_cooldown(connection: Connection) -> None:
 
 
 def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = None,
-                     force_refresh: bool = False) -> AccessToken:
+                     force_refresh: bool = False, required_scopes: tuple[str, ...] = ()) -> AccessToken:
     """A usable access token for (user, provider), refreshing it if it expires within ``min_ttl`` seconds.
 
-    Raises ``NotFound``, ``ReauthorizationRequired`` or ``ProviderUnavailable`` (with ``retry_after``).
+    Raises ``NotFound``, ``ReauthorizationRequired`` (``MissingScopes`` when the connection was not
+    granted every one of ``required_scopes``: checked before a refresh, and on the refreshed token,
+    whose grant the provider may have narrowed) or ``ProviderUnavailable`` (with ``retry_after``).
     Needs an application context.
     """
+    token = _get_access_token(user_id, provider, min_ttl, force_refresh, required_scopes)
+    _require_scopes(provider, token.scopes, required_scopes)
+    return token
+
+
+def _require_scopes(provider: str, granted, required: tuple[str, ...]) -> None:
+    lacking = scopes.missing(granted, required)
+    if lacking:
+        raise MissingScopes(f"the {provider!r} connection was not granted {' '.join(lacking)}; the user must "
+                            "connect again, granting them", missing_scopes=lacking)
+
+
+def _get_access_token(user_id: str, provider: str, min_ttl: float | None, force_refresh: bool,
+                      required_scopes: tuple[str, ...]) -> AccessToken:
     rt = runtime()
     settings: VaultSettings = rt.vault
     connection = _load(user_id, provider)
+    _require_scopes(provider, connection.scope_list, required_scopes)  # no refresh can add a scope
     # A caller's own min_ttl is honoured as asked; the configured default adapts to short-lived tokens.
     ttl = _capped(connection, settings.min_ttl) if min_ttl is None else timedelta(seconds=min_ttl)
     # The token we saw: one that replaces it while we wait came from a refresh that ran for us too.
@@ -354,7 +372,7 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
         spec = rt.registry.get(connection.provider)
         refreshed_from = connection.refresh_token_enc
         refresh_token = rt.keyring.decrypt(refreshed_from, connection.aad("refresh_token"))
-        scopes = tuple(connection.scope_list)
+        granted = tuple(connection.scope_list)
         params = dict(connection.params or {})
         _commit_keeping(connection)  # no transaction stays open while the provider answers
         if time.monotonic() + sum(rt.timeout) > leased_at + settings.lease.total_seconds():
@@ -366,7 +384,7 @@ def _refresh_under_lease(rt: Runtime, connection: Connection, owner: str, seen_t
     try:
         refresh_stats.start(connection.provider)
         with metrics.refresh_timer(connection.provider):
-            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout,
+            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=granted, timeout=rt.timeout,
                                          params=params, redirect_uri=rt.connect.redirect_uri_for(spec.name))
     except (ProviderError, ProviderUnavailable) as exc:
         try:
@@ -422,6 +440,8 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
     result = AccessToken(token.access_token, token.token_type or "Bearer", token.expires_at, tuple(token.scopes))
     delay, attempt = 0.1, 0
     was_failing = bool(connection.failure_count)  # read before the store expires the row
+    # A provider may grant less on a refresh (a scope the user withdrew): the row follows its answer.
+    narrowed = scopes.missing(token.scopes, connection.scope_list)
     while True:
         attempt += 1
         try:
@@ -430,6 +450,9 @@ def _store(rt: Runtime, connection: Connection, owner: str, token: oauth_client.
                     refresh_stats.finish(provider, "ok")
                     if was_failing:
                         events.on_refresh_succeeded(connection)  # connection.recovered, in this transaction
+                    if narrowed:
+                        record_audit("refresh", "scopes_narrowed", actor_type="system", user_id=ids[1],
+                                     provider=provider, removed=" ".join(narrowed))
                     db.session.commit()  # new tokens and the lease release land together
                     metrics.count_refresh(provider, "ok")
                     return result

@@ -20,9 +20,10 @@ def wants_json() -> bool:
     return best in ("application/json", "application/problem+json")
 
 
-def problem(status: int, code: str, title: str, detail: str, *, json: bool = False) -> Response:
+def problem(status: int, code: str, title: str, detail: str, *, json: bool = False, **fields) -> Response:
+    """``fields``: extension members of the problem document (RFC 9457 §3.2), JSON only."""
     if json or wants_json():
-        response = jsonify(type=PROBLEM_BASE + code, title=title, status=status, detail=detail, code=code)
+        response = jsonify(**fields, type=PROBLEM_BASE + code, title=title, status=status, detail=detail, code=code)
         response.mimetype = "application/problem+json"
     else:
         response = Response(render_template("error.html", status=status, title=title, detail=detail, code=code),
@@ -32,7 +33,7 @@ def problem(status: int, code: str, title: str, detail: str, *, json: bool = Fal
 
 
 def error_response(exc: ConnectorError, *, json: bool = False) -> Response:
-    response = problem(exc.status, exc.code, exc.title, exc.description, json=json)
+    response = problem(exc.status, exc.code, exc.title, exc.description, json=json, **exc.problem_fields())
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         response.headers["Retry-After"] = str(max(1, int(retry_after)))

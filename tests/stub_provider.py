@@ -27,6 +27,7 @@ class StubState:
     revoked: bool = False
     api_always_401: bool = False
     refresh_started: threading.Event = field(default_factory=threading.Event)  # set at the first refresh
+    granted_scope: str | None = "read"  # the refresh answer's scope (None: no scope member)
 
 
 class StubProvider:
@@ -92,8 +93,11 @@ class StubProvider:
             access, refresh = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
             self.state.access_tokens.add(access)
             self.state.refresh_tokens[refresh] = True
-        return _json({"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                      "expires_in": self.access_ttl, "scope": "read"})
+        body = {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
+                "expires_in": self.access_ttl}
+        if self.state.granted_scope is not None:
+            body["scope"] = self.state.granted_scope
+        return _json(body)
 
     def _api(self, request: Request) -> Response:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")

@@ -404,3 +404,38 @@ def test_account_id_from_a_param():
     spec = dataclasses.replace(SPOTIFY, account_id_source="param", account_id_field="realm_id")
     token = oauth_client.TokenResponse("a", "r", "Bearer", None, ())
     assert oauth_client.fetch_account_id(spec, token, TIMEOUT, {"realm_id": "9130"}) == "9130"
+def _authorize_query(spec, **kwargs) -> dict[str, list[str]]:
+    from urllib.parse import parse_qs, urlsplit
+
+    url = oauth_client.authorize_url(spec, redirect_uri="https://connector.test/cb", state="S", code_verifier=None,
+                                     nonce=None, **kwargs)
+    return parse_qs(urlsplit(url).query)
+
+
+def test_authorize_url_asks_for_the_given_scopes_with_the_entrys_parameter_and_separator():
+    slack_like = dataclasses.replace(SPOTIFY, scope_param="user_scope", scope_separator=",")
+    query = _authorize_query(slack_like, scopes=("channels:read", "chat:write"))
+    assert query["user_scope"] == ["channels:read,chat:write"] and "scope" not in query
+    assert "include_granted_scopes" not in query
+
+
+def test_authorize_url_asks_google_style_providers_to_include_granted_scopes():
+    google_like = dataclasses.replace(SPOTIFY, include_granted_scopes=True)
+    query = _authorize_query(google_like, scopes=("email", "drive.file"))
+    assert query["scope"] == ["email drive.file"] and query["include_granted_scopes"] == ["true"]
+
+
+def test_authorize_url_without_scopes_sends_no_scope_parameter():
+    query = _authorize_query(dataclasses.replace(SPOTIFY, scopes=()))
+    assert "scope" not in query
+    assert _authorize_query(SPOTIFY)["scope"] == [" ".join(SPOTIFY.scopes)]  # default: the entry's scopes
+
+
+def test_a_token_response_without_scope_is_granted_what_was_asked():
+    with responses.RequestsMock() as http:
+        http.post(SPOTIFY.token_url, json={"access_token": "a", "refresh_token": "r"})
+        token = oauth_client.exchange_code(SPOTIFY, code="c", code_verifier=None, redirect_uri="https://x.test/cb",
+                                           timeout=TIMEOUT, scopes=("user-read-email", "streaming"))
+    assert token.scopes == ("user-read-email", "streaming")
+    narrowed = _exchange(json={"access_token": "a", "refresh_token": "r", "scope": "user-read-email"})
+    assert narrowed.scopes == ("user-read-email",)  # the provider's own answer wins

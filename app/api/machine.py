@@ -13,6 +13,7 @@ from ..models import Connection
 from ..observability.metrics import count_token_requests
 from ..revocation import Actor, revoke_user_connections
 from ..runtime import runtime
+from ..scopes import parse_scope_list
 from ..vault import get_access_token
 from .access import machine_access
 from .auth import require_machine
@@ -61,7 +62,9 @@ def user_token(user_id: str, provider: str) -> dict:
             raise InvalidRequest(f"min_ttl must be a whole number of seconds, at most {MAX_MIN_TTL}")
         min_ttl = int(raw)
         _check_min_ttl_within_lifetime(check_user_id(user_id), provider, min_ttl)
-    return get_access_token(check_user_id(user_id), provider, min_ttl=min_ttl).as_json()
+    raw = request.args.get("required_scopes")
+    required = () if raw is None else parse_scope_list(raw, "required_scopes")
+    return get_access_token(check_user_id(user_id), provider, min_ttl=min_ttl, required_scopes=required).as_json()
 
 
 def _check_min_ttl_within_lifetime(user_id: str, provider: str, min_ttl: int) -> None:

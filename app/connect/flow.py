@@ -23,7 +23,7 @@ from sqlalchemy import Delete, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import clock, oauth_client
-from ..connections import upsert_connection
+from ..connections import granted_scopes, upsert_connection
 from ..crypto import Keyring
 from ..errors import InvalidState, ProviderError, ProviderUnavailable, UnknownProvider
 from ..events import outbox as events
@@ -34,6 +34,7 @@ from ..providers import ProviderRegistry, ProviderSpec
 from ..providers.spec import NAME_RE
 from ..providers.templates import InvalidConnectionParam
 from ..refresh_expiry import note_refresh_token_expiry
+from ..scopes import authorize_scopes, check_allowed
 from . import outcomes
 from . import params as connection_params
 from .attempt import ATTEMPT_TTL, AttemptRef, ConnectAttempt, open_cookie, open_state, seal
@@ -84,7 +85,12 @@ def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec,
                   scopes: tuple[str, ...] = (), params: dict[str, str] | None = None) -> StartedConnect:
     """Seal the attempt (nothing is written) and build the redirect to the provider.
 
-    ``scopes`` and ``params`` travel sealed in the attempt to the callback."""
+    ``scopes`` and ``params`` travel sealed in the attempt to the callback. ``scopes`` (already
+    parsed, see ``app.scopes``) must be within the entry's ``allowed_scopes`` (``ScopeNotAllowed``); the
+    attempt asks for them together with the entry's defaults and what the user's connection already
+    holds (incremental authorization)."""
+    check_allowed(spec, tuple(scopes))
+    scopes = authorize_scopes(spec, granted_scopes(principal.sub, spec.name), scopes)
     verifier = oauth_client.new_pkce_verifier() if spec.pkce else None
     nonce = secrets.token_urlsafe(24) if spec.uses_openid else None
     attempt = ConnectAttempt(
@@ -94,7 +100,8 @@ def start_connect(ctx: ConnectContext, principal: Principal, spec: ProviderSpec,
     )
     state, cookie = seal(ctx.keyring, attempt)
     url = oauth_client.authorize_url(spec, redirect_uri=ctx.redirect_uri_for(spec.name), state=state,
-                                     code_verifier=verifier, nonce=nonce, params=attempt.params)
+                                     code_verifier=verifier, nonce=nonce, scopes=attempt.scopes,
+                                     params=attempt.params)
     return StartedConnect(url, ctx.cookie_name(attempt.id), cookie)
 
 
@@ -242,6 +249,7 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
         values = {**(request.params or {}), **connection_params.from_callback(spec, query)}
         token = oauth_client.exchange_code(spec, code=query["code"], code_verifier=verifier,
                                            redirect_uri=ctx.redirect_uri_for(spec.name), timeout=ctx.timeout,
+                                           scopes=request.scopes or None,  # () in attempts of older versions
                                            params=values)
         if token.refresh_token is None and not spec.non_expiring_access_tokens:
             return fail("no_refresh_token")

@@ -28,6 +28,7 @@ TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"  # this service could not fi
 # A per-connection parameter (a subdomain, a tenant, a realm id, an instance URL) is missing or does not
 # have the form the provider entry declares: from the connect form, the provider's redirect or its token.
 INVALID_CONNECTION_PARAM = "invalid_connection_param"
+SCOPE_NOT_ALLOWED = "scope_not_allowed"  # the form's scopes are malformed or outside the entry's allowed_scopes
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ from ..errors import (
     InvalidToken,
     ProviderUnavailable,
     ReturnUrlRejected,
+    ScopeNotAllowed,
     UnknownProvider,
 )
 from ..extensions import db
 from ..providers.templates import InvalidConnectionParam
 from ..runtime import Runtime, runtime
+from ..scopes import parse_scope_list
 from ..web_errors import wants_json
 from . import outcomes
 from .flow import REQUEST_TTL, finish_connect, single_params, start_connect, with_outcome
@@ -50,6 +52,8 @@ def _start_error(exc: ConnectorError) -> str:
         return outcomes.UNKNOWN_PROVIDER
     if isinstance(exc, InvalidConnectionParam):
         return outcomes.INVALID_CONNECTION_PARAM
+    if isinstance(exc, ScopeNotAllowed):
+        return outcomes.SCOPE_NOT_ALLOWED
     if isinstance(exc, ProviderUnavailable):
         return outcomes.PROVIDER_UNAVAILABLE
     if exc.status >= 500:
@@ -96,7 +100,9 @@ def start() -> Response:
         raise Forbidden("a machine (client-credentials) token cannot connect accounts; use the user's token")
     try:
         spec = rt.registry.get(name)
-        started = start_connect(rt.connect, principal, spec, return_to, params=from_form(spec, form))  # writes nothing
+        asked = parse_scope_list(form["scopes"], "scopes", error=ScopeNotAllowed) if form.get("scopes") else ()
+        started = start_connect(rt.connect, principal, spec, return_to, scopes=asked,
+                                params=from_form(spec, form))  # writes nothing
     except ConnectorError as exc:
         return _back_to_app(rt, return_to, name, exc)
     response = redirect(started.authorize_url, 303)

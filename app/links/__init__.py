@@ -35,11 +35,13 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ReauthorizationRequired)
     def reauthorization_required(exc: ReauthorizationRequired) -> Response:
-        response = problem(exc.status, exc.code, exc.title, exc.description)
+        response = problem(exc.status, exc.code, exc.title, exc.description, **exc.problem_fields())
         args = request.view_args or {}
         if (request.endpoint in RECONNECT_ENDPOINTS and response.is_json and links_enabled(app.config)
                 and "user_id" in args and "provider" in args):
             body = response.get_json()
-            body["reconnect_url"] = reconnect_url_for(args["user_id"], args["provider"])
+            # insufficient_scope: the link asks for the missing scopes too.
+            scopes = getattr(exc, "missing_scopes", ())
+            body["reconnect_url"] = reconnect_url_for(args["user_id"], args["provider"], scopes=scopes)
             response.set_data(app.json.dumps(body))
         return response

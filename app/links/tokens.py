@@ -33,16 +33,20 @@ class ConnectLink:
     provider: str
     return_to: str
     expires_at: datetime  # naive UTC, like every stored time
+    scopes: tuple[str, ...] = ()  # to ask for on top of what the connection has (insufficient_scope)
 
     @property
     def expires_at_iso(self) -> str:
         return self.expires_at.replace(microsecond=0).isoformat() + "Z"
 
 
-def seal_link(keyring: Keyring, user_id: str, provider: str, return_to: str, ttl: timedelta) -> tuple[str, ConnectLink]:
+def seal_link(keyring: Keyring, user_id: str, provider: str, return_to: str, ttl: timedelta,
+              scopes: tuple[str, ...] = ()) -> tuple[str, ConnectLink]:
     expires_at = (clock.now() + ttl).replace(microsecond=0)
-    link = ConnectLink(user_id, provider, return_to, expires_at)
+    link = ConnectLink(user_id, provider, return_to, expires_at, tuple(scopes))
     document = {"u": user_id, "p": provider, "r": return_to, "e": int((expires_at - EPOCH).total_seconds())}
+    if scopes:
+        document["s"] = " ".join(scopes)
     return keyring.encrypt(json.dumps(document, separators=(",", ":")), LINK_AAD), link
 
 
@@ -53,8 +57,8 @@ def open_link(keyring: Keyring, token: str) -> ConnectLink:
     try:
         document = json.loads(keyring.decrypt(token, LINK_AAD))
         link = ConnectLink(document["u"], document["p"], document["r"],
-                           EPOCH + timedelta(seconds=int(document["e"])))
-    except (DecryptionError, ValueError, KeyError, TypeError, OverflowError):
+                           EPOCH + timedelta(seconds=int(document["e"])), tuple(document.get("s", "").split()))
+    except (DecryptionError, ValueError, KeyError, TypeError, OverflowError, AttributeError):
         raise link_invalid("this link is not valid: it is malformed or was not made by this service; "
                            "ask for a new one") from None
     if not all(isinstance(v, str) for v in (link.user_id, link.provider, link.return_to)):
@@ -72,20 +76,23 @@ def link_url(base_url: str, token: str) -> str:
     return f"{base_url}/link/{quote(token, safe='')}"
 
 
-def create_link(user_id: str, provider: str, return_to: str) -> tuple[str, ConnectLink]:
-    """A link URL for (user, provider) ending at ``return_to`` (already checked); needs an app context."""
+def create_link(user_id: str, provider: str, return_to: str,
+                scopes: tuple[str, ...] = ()) -> tuple[str, ConnectLink]:
+    """A link URL for (user, provider) ending at ``return_to`` (already checked), asking for
+    ``scopes`` on top of what the connection has; needs an app context."""
     from ..runtime import runtime
 
     cfg = current_app.config
     token, link = seal_link(runtime().keyring, user_id, provider, return_to,
-                            timedelta(seconds=cfg["CONNECT_LINK_TTL"]))
+                            timedelta(seconds=cfg["CONNECT_LINK_TTL"]), scopes)
     return link_url(cfg["PUBLIC_BASE_URL"], token), link
 
 
-def reconnect_url_for(user_id: str, provider: str) -> str | None:
+def reconnect_url_for(user_id: str, provider: str, scopes: tuple[str, ...] = ()) -> str | None:
     """A reconnect link for (user, provider) to CONNECT_LINK_DEFAULT_RETURN_URL, or None when links
-    are not configured. For the 409 answers, the connections list and the needs_reauth event."""
+    are not configured. For the 409 answers, the connections list and the needs_reauth event;
+    ``scopes``: the ones a 409 insufficient_scope found missing, asked for when the link is used."""
     if not links_enabled(current_app.config):
         return None
-    url, _ = create_link(user_id, provider, current_app.config["CONNECT_LINK_DEFAULT_RETURN_URL"])
+    url, _ = create_link(user_id, provider, current_app.config["CONNECT_LINK_DEFAULT_RETURN_URL"], scopes)
     return url

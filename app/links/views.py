@@ -87,8 +87,9 @@ def callback() -> Response:
     # A reconnect goes back to the tenant (subdomain, host) the connection was made with.
     stored = db.session.scalar(select(Connection.params).where(Connection.user_id == link.user_id,
                                                                Connection.provider == spec.name))
+    # A 409 insufficient_scope's link asks for what was missing.
     started = start_connect(rt.connect, Principal(sub=link.user_id, is_machine=False), spec, return_to,
-                            params=from_connection(spec, stored))
+                            scopes=link.scopes, params=from_connection(spec, stored))
     db.session.commit()
     response = redirect(started.authorize_url, 303)
     response.set_cookie(started.cookie_name, started.cookie_value, max_age=int(REQUEST_TTL.total_seconds()),

@@ -211,3 +211,14 @@ def test_refresh_token_expiry_is_shown_per_connection(app, client, signed_in):
     assert "2030-01-02 03:04:05 UTC (kept alive by the worker)" in page
     listing = client.get("/admin/connections").text
     assert "Refresh token expires (UTC)" in listing and "2031-05-06 07:08" in listing
+
+
+def test_granted_scopes_are_shown_in_the_list_and_the_detail(app, client, signed_in):
+    connection_id = make_connection(app, "auth0|alice", "spotify", scopes=("user-read-email", "<b>playlist</b>"))
+    make_connection(app, "auth0|bob", "spotify", scopes=())
+    listing = client.get("/admin/connections", query_string={"provider": "spotify"}).text
+    assert '<td data-label="Scopes" class="scopes">user-read-email &lt;b&gt;playlist&lt;/b&gt;</td>' in listing
+    assert '<td data-label="Scopes" class="scopes">—</td>' in listing
+    detail = client.get(f"/admin/connections/{connection_id}").text
+    assert ('<dd id="scopes"><code>user-read-email</code> <code>&lt;b&gt;playlist&lt;/b&gt;</code></dd>'
+            in detail)

@@ -22,7 +22,7 @@ def test_action_lists_a_users_connections(client, app, auth0, openapi):
     assert response.status_code == 200
     openapi.check(response, LIST_PATH, "get")
     assert response.json["user_id"] == "google-oauth2|123"
-    assert [c["provider"] for c in response.json["connections"]] == ["spotify"]
+    assert [(c["provider"], c["scopes"]) for c in response.json["connections"]] == [("spotify", ["a", "b"])]
     assert "refresh-0" not in response.get_data(as_text=True) and "access-0" not in response.get_data(as_text=True)
 
 

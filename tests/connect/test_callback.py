@@ -349,11 +349,14 @@ def test_concurrent_callbacks_for_one_attempt_consume_it_once(app):
 def test_scopes_and_params_travel_sealed_to_the_callback(app):
     spec = app.extensions["connector"].registry.get("spotify")
     ctx = app.extensions["connector"].connect
-    started = flow.start_connect(ctx, Principal(sub="auth0|alice", is_machine=False), spec, RETURN_URL,
-                                 scopes=("user-read-email",), params={"login_hint": "alice@example.com"})
+    with app.app_context():  # (it reads the user's connection: its granted scopes are asked for again)
+        started = flow.start_connect(ctx, Principal(sub="auth0|alice", is_machine=False), spec, RETURN_URL,
+                                     scopes=("playlist-read-private",), params={"login_hint": "alice@example.com"})
     state = parse_qs(urlsplit(started.authorize_url).query)["state"][0]
     attempt = open_cookie(ctx.keyring, open_state(ctx.keyring, state), started.cookie_value)
-    assert attempt.scopes == ("user-read-email",) and attempt.params == {"login_hint": "alice@example.com"}
+    # The entry's default scopes and the asked one (the user has no connection yet).
+    assert attempt.scopes == (*spec.scopes, "playlist-read-private")
+    assert attempt.params == {"login_hint": "alice@example.com"}
     assert "alice@example.com" not in started.cookie_value and "alice" not in state
 
 

@@ -57,10 +57,13 @@ def test_start_seals_the_attempt_in_state_and_a_host_cookie(connect, app):
     attempt = open_cookie(keyring, ref, value)
     assert create_s256_code_challenge(attempt.code_verifier) == params["code_challenge"]
     assert attempt.code_verifier not in response.headers["Location"]
-    assert attempt.nonce == params["nonce"] and attempt.scopes == () and attempt.params == {}
+    assert attempt.nonce == params["nonce"] and attempt.params == {}
+    # What the authorize request asked for: nothing was asked on top of the entry's defaults.
+    assert attempt.scopes == tuple(params["scope"].split()) == ("openid", "email")
 
 
-def test_start_runs_no_sql(connect, app):
+def test_start_writes_nothing_and_reads_only_the_granted_scopes(connect, app):
+    """One read per start: the user's connection's scopes, which an incremental authorization asks for again."""
     statements = []
     with app.app_context():
         engine = db.engine
@@ -74,7 +77,10 @@ def test_start_runs_no_sql(connect, app):
         assert connect.start("google").status_code == 303
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert statements == []
+    assert len(statements) == 2
+    for statement in statements:
+        assert statement.lstrip().startswith("SELECT connections.scopes, connections.status")
+        assert "FROM connections" in statement
 
 
 def test_two_starts_give_two_attempts_with_their_own_cookies(connect, app):

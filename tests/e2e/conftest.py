@@ -63,6 +63,14 @@ DEAD_TOKEN_PROVIDER_NAME = "acme_dead_token"  # the provider's authorize endpoin
 TENANT_PROVIDER_NAME = "acme_tenant"  # the provider behind per-tenant URLs: /{subdomain}/... (tenant_front)
 TENANT_SUBDOMAIN_PATTERN = "[a-z0-9][a-z0-9-]{0,62}"
 PROVIDER_SCOPES = ["openid", "profile", "offline_access", "api:read"]
+# The same provider again, asking only for what a refresh token needs unless the app asks for more
+# (incremental authorization, tests/e2e/test_scopes.py).
+SCOPED_PROVIDER_NAME = "acme_scoped"
+SCOPED_PROVIDER_SCOPES = ["openid", "offline_access"]
+SCOPED_PROVIDER_ALLOWED = ["profile", "email", "api:read"]
+# The same again, declaring what oidc-provider does: revoking any token of a grant ends the grant, and
+# a second authorization in the same browser session extends the grant it already made.
+SCOPED_GRANT_PROVIDER_NAME = "acme_scoped_grant"
 PROVIDER_ACCESS_TOKEN_TTL = 60  # seconds; the vault refreshes when asked for a longer min_ttl
 
 # name -> callable returning a log tail, attached to failing tests' reports
@@ -251,7 +259,8 @@ def provider(tmp_path_factory, service_port):
         tmp_path_factory.mktemp("provider"),
         # Each provider its own redirect URI at the service: /connect/callback/<name>.
         redirect_uri={"basic": [f"http://127.0.0.1:{service_port}/connect/callback/{name}"
-                                for name in (PROVIDER_NAME, DEAD_TOKEN_PROVIDER_NAME, TENANT_PROVIDER_NAME)],
+                                for name in (PROVIDER_NAME, DEAD_TOKEN_PROVIDER_NAME, TENANT_PROVIDER_NAME,
+                                             SCOPED_PROVIDER_NAME, SCOPED_GRANT_PROVIDER_NAME)],
                       "post": f"http://127.0.0.1:{service_port}/connect/callback/{POST_PROVIDER_NAME}"},
         access_token_ttl=PROVIDER_ACCESS_TOKEN_TTL,
     )
@@ -260,6 +269,8 @@ def provider(tmp_path_factory, service_port):
     party.post_connector_name = POST_PROVIDER_NAME  # the same provider with party.clients["post"]
     party.down_connector_name = DOWN_PROVIDER_NAME  # configured too, but its issuer does not answer
     party.dead_token_connector_name = DEAD_TOKEN_PROVIDER_NAME  # its authorize page, a token URL that is down
+    party.scoped_connector_name = SCOPED_PROVIDER_NAME  # its basic client, few default scopes
+    party.scoped_grant_connector_name = SCOPED_GRANT_PROVIDER_NAME  # the same, revocation_revokes_grant = true
     _LOG_SOURCES["provider (oidc-provider)"] = party.log_tail
     yield party
     _LOG_SOURCES.pop("provider (oidc-provider)", None)
@@ -406,6 +417,16 @@ def _providers_toml(provider, front=None) -> str:
         f"token_url = {json.dumps(f'http://127.0.0.1:{parties.free_port()}/token')}",  # nothing listens there
         f"scopes = {json.dumps(PROVIDER_SCOPES)}", "",
         *(_tenant_toml(provider, front) if front is not None else []),
+        f"[{SCOPED_PROVIDER_NAME}]", 'display_name = "Acme, scopes on demand"',
+        f"issuer = {json.dumps(provider.issuer)}",
+        f"scopes = {json.dumps(SCOPED_PROVIDER_SCOPES)}",
+        f"allowed_scopes = {json.dumps(SCOPED_PROVIDER_ALLOWED)}",
+        f"api_base_url = {json.dumps(provider.base_url + '/api/')}", "",
+        f"[{SCOPED_GRANT_PROVIDER_NAME}]", 'display_name = "Acme, scopes on demand, grant-wide revocation"',
+        f"issuer = {json.dumps(provider.issuer)}",
+        f"scopes = {json.dumps(SCOPED_PROVIDER_SCOPES)}",
+        f"allowed_scopes = {json.dumps(SCOPED_PROVIDER_ALLOWED)}",
+        "revocation_revokes_grant = true", "",
     ])
 
 
@@ -478,6 +499,10 @@ def service(tmp_path_factory, service_port, provider, auth0, spa, database, webh
         f"{DEAD_TOKEN_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
         f"{TENANT_PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
         f"{TENANT_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
+        f"{SCOPED_PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
+        f"{SCOPED_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
+        f"{SCOPED_GRANT_PROVIDER_NAME.upper()}_CLIENT_ID": provider.client["client_id"],
+        f"{SCOPED_GRANT_PROVIDER_NAME.upper()}_CLIENT_SECRET": provider.client["client_secret"],
         f"{DOWN_PROVIDER_NAME.upper()}_CLIENT_ID": "down-client",
         f"{DOWN_PROVIDER_NAME.upper()}_CLIENT_SECRET": "down-secret",
         "DATABASE_URL": database,

@@ -47,17 +47,19 @@ def open_settings(page: Page, spa) -> None:
 
 def connect(page: Page, spa, provider, username: str, *, decision: str = "allow",
             provider_name: str | None = None, before_decision: Callable[[], None] | None = None,
-            params: dict[str, str] | None = None) -> dict[str, str]:
-    """Press Connect on the SPA page (or connect `provider_name`, sending its per-connection `params`),
-    log in and allow/deny at the provider (calling `before_decision` just before the click, while the
-    attempt is pending).
+            params: dict[str, str] | None = None, fields: dict[str, str] | None = None) -> dict[str, str]:
+    """Press Connect on the SPA page (or connect `provider_name`, sending its per-connection `params`
+    and more form `fields`, e.g. scopes), log in and allow/deny at the provider (calling
+    `before_decision` just before the click, while the attempt is pending).
 
     Returns the query the service sent the browser back to the SPA with.
     """
-    if provider_name is None:
+    extra = {**(params or {}), **(fields or {})}
+    if provider_name is None and not extra:
         page.click("#connect")
     else:
-        page.evaluate("([provider, params]) => window.spa.connect({ provider, params })", [provider_name, params or {}])
+        page.evaluate("([provider, fields]) => window.spa.connect({ provider, fields })",
+                      [provider_name or provider.connector_name, extra])
     page.wait_for_url(provider.base_url + "/interaction/**")
     page.wait_for_selector("#username, #allow")
     if page.locator("#username").count():  # no session at the provider yet in this browser

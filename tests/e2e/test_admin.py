@@ -72,7 +72,8 @@ def test_admin_revokes_connection(page, new_context, spa, auth0, provider, servi
     rows = admin.locator("#connections tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td")).to_have_text(
-        [user_id, provider.connector_name, "active", username, re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d"), "—", "—"])
+        [user_id, provider.connector_name, "active", username, row["scopes"],  # the granted scopes
+         re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d"), "—", "—"])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     admin.screenshot(path=str(ARTIFACTS / "connections.png"), full_page=True)
 

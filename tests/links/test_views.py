@@ -203,3 +203,16 @@ class TestTemplatedProvider:
         to_provider = links.sign_in(links.open(links.url(USER, "zen")), USER)
         assert to_provider.status_code == 303
         assert to_provider.headers["Location"].startswith(f"{recorder.url}/acme/oauth/authorizations/new?")
+def test_insufficient_scope_carries_a_reconnect_url_that_asks_for_the_missing_scopes(app, client, auth0, links,
+                                                                                      openapi):
+    make_connection(app, USER, "spotify", scopes=("user-read-email", "user-read-private"))
+    response = client.post(f"/api/users/{quote(USER, safe='')}/connections/spotify/token",
+                           query_string={"required_scopes": "streaming user-read-email"},
+                           headers=bearer(auth0.m2m_token("read:tokens")))
+    assert response.status_code == 409 and response.json["code"] == "insufficient_scope", response.json
+    openapi.check(response, "/api/users/{user_id}/connections/{provider}/token", "post")
+    assert response.json["missing_scopes"] == ["streaming"]
+    assert "streaming" not in response.json["reconnect_url"]  # sealed, like the user id
+    to_provider = links.sign_in(links.open(response.json["reconnect_url"]), USER)
+    assert to_provider.status_code == 303
+    assert query_of(to_provider.headers["Location"])["scope"] == "user-read-email user-read-private streaming"

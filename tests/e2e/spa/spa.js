@@ -54,12 +54,15 @@ async function finishSignIn(params) {
 }
 
 // A browser navigation cannot carry an Authorization header: submit a top-level form POST.
-// `params`: the provider's per-connection parameters (GET /api/providers lists them), e.g. { subdomain }.
-function connect({ provider = cfg.provider, returnTo = cfg.returnUrl, token = accessToken(), params = {} } = {}) {
+// `params`: the provider's per-connection parameters (GET /api/providers lists them), e.g. { subdomain };
+// `fields`: more form fields, e.g. { scopes: 'email' }.
+function connect({
+  provider = cfg.provider, returnTo = cfg.returnUrl, token = accessToken(), params = {}, fields = {},
+} = {}) {
   const form = Object.assign(document.createElement('form'), {
     method: 'POST', action: `${cfg.serviceUrl}/connect/start`,
   });
-  for (const [name, value] of Object.entries({ ...params, access_token: token, provider, return_to: returnTo })) {
+  for (const [name, value] of Object.entries({ ...params, ...fields, access_token: token, provider, return_to: returnTo })) {
     form.append(Object.assign(document.createElement('input'), { type: 'hidden', name, value }));
   }
   document.body.append(form);
