@@ -199,7 +199,8 @@ def test_authorize_url_builds_no_http_session(monkeypatch):
     assert {k: v[0] for k, v in params.items()} == {
         "response_type": "code", "client_id": "cid", "redirect_uri": "https://connector.test/connect/callback/google",
         "scope": " ".join(spec.scopes), "state": "S", "nonce": "N", "code_challenge_method": "S256",
-        "code_challenge": oauth_client.create_s256_code_challenge("v" * 43), **dict(spec.extra_authorize_params)}
+        "code_challenge": oauth_client.create_s256_code_challenge("v" * 43), **dict(spec.extra_authorize_params),
+        "include_granted_scopes": "true"}  # the catalog's Google entry: incremental authorization
 
 
 def test_pkce_verifier_is_one_secrets_call_and_within_rfc_7636(monkeypatch):
