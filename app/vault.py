@@ -28,10 +28,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from . import clock, oauth_client, refresh_stats
+from .crypto import associated_data
+from .db_read import read_one
 from .errors import (
     DecryptionError,
     NotFound,
@@ -81,11 +83,17 @@ def lease_owner() -> str:
     return f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
 
 
-def _load(user_id: str, provider: str) -> Connection:
-    db.session.expire_all()  # always read the row as it is now, not as this session last saw it
-    connection = db.session.scalar(
-        select(Connection).where(Connection.user_id == user_id, Connection.provider == provider)
-    )
+# The cached case: one indexed SELECT (the unique user+provider constraint) of what deciding and
+# decrypting need, through Core on an autocommit connection (``app.db_read``): no ORM, no session.
+_ROW = Connection.__table__.c
+_CACHED = select(_ROW.id, _ROW.user_id, _ROW.provider, _ROW.status, _ROW.access_token_enc,
+                 _ROW.refresh_token_enc.is_not(None).label("has_refresh"), _ROW.token_type, _ROW.scopes,
+                 _ROW.access_token_expires_at, _ROW.last_refreshed_at, _ROW.connected_at) \
+    .where(_ROW.user_id == bindparam("user_id"), _ROW.provider == bindparam("provider"))
+
+
+def _usable(connection, provider: str):
+    """``connection`` (a row or None) if it is active; ``NotFound`` or ``ReauthorizationRequired``."""
     if connection is None:
         raise NotFound(f"user has no {provider!r} connection")
     if connection.status == NEEDS_REAUTH:
@@ -95,14 +103,21 @@ def _load(user_id: str, provider: str) -> Connection:
     return connection
 
 
-def _fresh(connection: Connection, min_ttl: timedelta) -> bool:
+def _load(user_id: str, provider: str) -> Connection:
+    db.session.expire_all()  # always read the row as it is now, not as this session last saw it
+    return _usable(db.session.scalar(
+        select(Connection).where(Connection.user_id == user_id, Connection.provider == provider)
+    ), provider)
+
+
+def _fresh(connection, min_ttl: timedelta) -> bool:
     if connection.access_token_enc is None:
         return False
     expires = connection.access_token_expires_at
     return expires is None or expires - clock.now() > min_ttl
 
 
-def _capped(connection: Connection, min_ttl: timedelta) -> timedelta:
+def _capped(connection, min_ttl: timedelta) -> timedelta:
     """``min_ttl``, but at most half the token's lifetime: a provider issuing 60 s tokens must not
     see a refresh on every call when VAULT_MIN_TTL is 60 s."""
     issued = connection.last_refreshed_at or connection.connected_at
@@ -112,10 +127,12 @@ def _capped(connection: Connection, min_ttl: timedelta) -> timedelta:
     return min(min_ttl, (expires - issued) / 2)
 
 
-def _access_token(rt: Runtime, connection: Connection) -> AccessToken:
-    token = rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token"))
+def _access_token(rt: Runtime, connection) -> AccessToken:
+    """The access token of ``connection`` (a ``Connection`` or a row of ``_CACHED``), decrypted."""
+    aad = associated_data("connection", connection.id, connection.user_id, connection.provider, "access_token")
+    token = rt.keyring.decrypt(connection.access_token_enc, aad)
     return AccessToken(token, connection.token_type or "Bearer", connection.access_token_expires_at,
-                       tuple(connection.scope_list))
+                       tuple(connection.scopes.split()) if connection.scopes else ())
 
 
 def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
@@ -244,14 +261,28 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
     Needs an application context.
     """
     rt = runtime()
+    if not force_refresh:
+        cached = _usable(read_one(_CACHED, {"user_id": user_id, "provider": provider}), provider)
+        if _fresh(cached, _ttl(cached, rt.vault, min_ttl)):
+            return _access_token(rt, cached)
+    return _refreshing(rt, user_id, provider, min_ttl, force_refresh)
+
+
+def _ttl(connection, settings: VaultSettings, min_ttl: float | None) -> timedelta:
+    """A caller's own min_ttl is honoured as asked; the configured default adapts to short-lived tokens."""
+    return _capped(connection, settings.min_ttl) if min_ttl is None else timedelta(seconds=min_ttl)
+
+
+def _refreshing(rt: Runtime, user_id: str, provider: str, min_ttl: float | None,
+                force_refresh: bool) -> AccessToken:
+    """``get_access_token`` past the cached case: through the session, single-flight under the lease."""
     settings: VaultSettings = rt.vault
     connection = _load(user_id, provider)
-    # A caller's own min_ttl is honoured as asked; the configured default adapts to short-lived tokens.
-    ttl = _capped(connection, settings.min_ttl) if min_ttl is None else timedelta(seconds=min_ttl)
+    ttl = _ttl(connection, settings, min_ttl)
     # The token we saw: one that replaces it while we wait came from a refresh that ran for us too.
     seen_token = _generation(connection)
     if not force_refresh and _fresh(connection, ttl):
-        return _access_token(rt, connection)
+        return _access_token(rt, connection)  # refreshed by another caller since the cached read
     if connection.refresh_token_enc is None:
         raise ReauthorizationRequired(f"the {provider!r} access token expired and there is no refresh token")
 
