@@ -27,6 +27,7 @@ import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
@@ -83,13 +84,34 @@ def lease_owner() -> str:
     return f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
 
 
-# The cached case: one indexed SELECT (the unique user+provider constraint) of what deciding and
-# decrypting need, through Core on an autocommit connection (``app.db_read``): no ORM, no session.
+class Cached(NamedTuple):
+    """What the cached case reads of a connection: enough to decide and to decrypt (a NamedTuple:
+    its fields are read several times, faster than a SQLAlchemy ``Row``'s)."""
+
+    id: str
+    user_id: str
+    provider: str
+    status: str
+    access_token_enc: str | None
+    has_refresh: bool
+    token_type: str | None
+    scopes: str | None
+    access_token_expires_at: datetime | None
+    last_refreshed_at: datetime | None
+    connected_at: datetime | None
+
+
+# The cached case: one indexed SELECT (the unique user+provider constraint) of ``Cached``, through
+# Core on an autocommit connection (``app.db_read``): no ORM, no session, no transaction.
 _ROW = Connection.__table__.c
-_CACHED = select(_ROW.id, _ROW.user_id, _ROW.provider, _ROW.status, _ROW.access_token_enc,
-                 _ROW.refresh_token_enc.is_not(None).label("has_refresh"), _ROW.token_type, _ROW.scopes,
-                 _ROW.access_token_expires_at, _ROW.last_refreshed_at, _ROW.connected_at) \
+_CACHED = select(*(_ROW.refresh_token_enc.is_not(None).label(name) if name == "has_refresh" else _ROW[name]
+                   for name in Cached._fields)) \
     .where(_ROW.user_id == bindparam("user_id"), _ROW.provider == bindparam("provider"))
+
+
+def read_cached(user_id: str, provider: str) -> Cached | None:
+    row = read_one(_CACHED, {"user_id": user_id, "provider": provider})
+    return None if row is None else Cached._make(row)
 
 
 def _usable(connection, provider: str):
@@ -262,7 +284,7 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
     """
     rt = runtime()
     if not force_refresh:
-        cached = _usable(read_one(_CACHED, {"user_id": user_id, "provider": provider}), provider)
+        cached = _usable(read_cached(user_id, provider), provider)
         if _fresh(cached, _ttl(cached, rt.vault, min_ttl)):
             return _access_token(rt, cached)
     return _refreshing(rt, user_id, provider, min_ttl, force_refresh)
