@@ -367,6 +367,84 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
     return "refreshed"
 
 
+class Claimed(NamedTuple):
+    """What the claim of a batch (``app.refresh_due``) returns of each row it leased: enough to
+    refresh and store without reading the row again."""
+
+    id: str
+    user_id: str
+    provider: str
+    refresh_token_enc: str | None
+    scopes: str | None
+    failure_count: int | None
+    connected_at: datetime | None
+    refresh_token_expires_at: datetime | None
+
+    def aad(self, field: str) -> bytes:
+        return associated_data("connection", self.id, self.user_id, self.provider, field)
+
+
+CLAIMED_COLUMNS = tuple(_ROW[name] for name in Claimed._fields)
+
+
+def refresh_claimed_row(claimed: Claimed, owner: str, leased_at: float) -> str:
+    """Refresh a row of a batch that ``owner`` leased at ``leased_at`` (monotonic, taken before the
+    claim statement, which returned ``claimed``); returns the outcome.
+
+    The common case reads and writes nothing before the provider call and stores the result with
+    one conditional UPDATE (``_store``: onto the row still leased by ``owner`` and still holding the
+    refresh token refreshed from). A row reached too late for its lease to cover the call, a row
+    that failed before (its success is an event), one that cannot be refreshed with the current
+    configuration, and a refused or failed refresh go through the session (``refresh_claimed``,
+    ``_refresh_failed``), as a single refresh does."""
+    rt = runtime()
+    settings: VaultSettings = rt.vault
+    lease_end = leased_at + settings.lease.total_seconds()
+    if time.monotonic() + sum(rt.timeout) > lease_end or claimed.failure_count or claimed.refresh_token_enc is None:
+        return refresh_claimed(claimed.id, owner)  # renews the lease first
+    try:
+        spec = rt.registry.get(claimed.provider)
+        refresh_token = rt.keyring.decrypt(claimed.refresh_token_enc, claimed.aad("refresh_token"))
+    except (UnknownProvider, DecryptionError):
+        return refresh_claimed(claimed.id, owner)  # parks the row in the longest cooldown
+    scopes = tuple(claimed.scopes.split()) if claimed.scopes else ()
+    try:
+        refresh_stats.start(claimed.provider)
+        with metrics.refresh_timer(claimed.provider):
+            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
+    except (ProviderError, ProviderUnavailable) as exc:
+        return _claimed_failed(rt, claimed, owner, exc)
+    except BaseException:
+        _release_quietly(claimed.id, owner)
+        raise
+    try:
+        _store(rt, claimed, owner, token, claimed.refresh_token_enc, refresh_token,
+               stop=lease_end + settings.store_deadline)
+    except ReauthorizationRequired:
+        return "needs_reauth"
+    except ProviderUnavailable:
+        return "unavailable"
+    return "refreshed"
+
+
+def _claimed_failed(rt: Runtime, claimed: Claimed, owner: str, exc: Exception) -> str:
+    """Record a batch refresh the provider refused or failed, through the session."""
+    try:
+        db.session.expire_all()
+        connection = db.session.get(Connection, claimed.id)
+        if connection is None:
+            return "skipped"  # deleted meanwhile, and its lease with it
+        _refresh_failed(rt, connection, owner, exc)
+    except ReauthorizationRequired:
+        return "needs_reauth"
+    except ProviderUnavailable:
+        return "unavailable"
+    except DBAPIError:
+        _release_quietly(claimed.id, owner)
+        return "unavailable"
+    raise AssertionError("unreachable")
+
+
 def _takeover_in(connection: Connection, settings: VaultSettings) -> float:
     """Seconds until a caller may take the lease over (at least 1): an expired lease is waited
     out while its holder may still be storing."""

@@ -6,7 +6,14 @@ import itertools
 import json
 import threading
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+
+class _KeepAlive(WSGIRequestHandler):
+    """HTTP/1.1, so the refresher's pooled connections are kept alive as a provider's would be (the
+    development server's default, HTTP/1.0, closes every connection: a TCP handshake per refresh)."""
+
+    protocol_version = "HTTP/1.1"
 
 
 class FastStub:
@@ -14,7 +21,7 @@ class FastStub:
         self.calls = 0
         self._ids = itertools.count()
         self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_KeepAlive)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -27,7 +34,7 @@ class FastStub:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         environ["wsgi.input"].read(length)
         if environ.get("PATH_INFO") != "/token":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
             return [b"not found"]
         with self._lock:
             self.calls += 1
