@@ -104,13 +104,13 @@ class Cached(NamedTuple):
 # The cached case: one indexed SELECT (the unique user+provider constraint) of ``Cached``, through
 # Core on an autocommit connection (``app.db_read``): no ORM, no session, no transaction.
 _ROW = Connection.__table__.c
-_CACHED = select(*(_ROW.refresh_token_enc.is_not(None).label(name) if name == "has_refresh" else _ROW[name]
+CACHED_READ = select(*(_ROW.refresh_token_enc.is_not(None).label(name) if name == "has_refresh" else _ROW[name]
                    for name in Cached._fields)) \
     .where(_ROW.user_id == bindparam("user_id"), _ROW.provider == bindparam("provider"))
 
 
 def read_cached(user_id: str, provider: str) -> Cached | None:
-    row = read_one(_CACHED, {"user_id": user_id, "provider": provider})
+    row = read_one(CACHED_READ, {"user_id": user_id, "provider": provider})
     return None if row is None else Cached._make(row)
 
 
@@ -150,7 +150,7 @@ def _capped(connection, min_ttl: timedelta) -> timedelta:
 
 
 def _access_token(rt: Runtime, connection) -> AccessToken:
-    """The access token of ``connection`` (a ``Connection`` or a row of ``_CACHED``), decrypted."""
+    """The access token of ``connection`` (a ``Connection`` or a row of ``CACHED_READ``), decrypted."""
     aad = associated_data("connection", connection.id, connection.user_id, connection.provider, "access_token")
     token = rt.keyring.decrypt(connection.access_token_enc, aad)
     return AccessToken(token, connection.token_type or "Bearer", connection.access_token_expires_at,
