@@ -27,6 +27,7 @@ import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, or_, select, update
@@ -149,10 +150,16 @@ def _capped(connection, min_ttl: timedelta) -> timedelta:
     return min(min_ttl, (expires - issued) / 2)
 
 
+@lru_cache(maxsize=4096)
+def _access_token_aad(connection_id: str, user_id: str, provider: str) -> bytes:
+    """The access token's associated data (a row's identity, no secret), encoded once per row."""
+    return associated_data("connection", connection_id, user_id, provider, "access_token")
+
+
 def _access_token(rt: Runtime, connection) -> AccessToken:
     """The access token of ``connection`` (a ``Connection`` or a row of ``CACHED_READ``), decrypted."""
-    aad = associated_data("connection", connection.id, connection.user_id, connection.provider, "access_token")
-    token = rt.keyring.decrypt(connection.access_token_enc, aad)
+    token = rt.keyring.decrypt(connection.access_token_enc,
+                               _access_token_aad(connection.id, connection.user_id, connection.provider))
     return AccessToken(token, connection.token_type or "Bearer", connection.access_token_expires_at,
                        tuple(connection.scopes.split()) if connection.scopes else ())
 

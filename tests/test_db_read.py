@@ -1,6 +1,6 @@
 """app.db_read: a hot read outside the session, retried once when its pooled connection had died."""
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from app.db_read import read_one
@@ -20,9 +20,10 @@ def test_a_read_whose_connection_died_is_retried_once_on_a_fresh_one(app, databa
         pytest.skip("a server that drops a connection: PostgreSQL")
     with app.app_context():
         pid = read_one(text("SELECT pg_backend_pid()"), {})[0]  # the pool now holds this connection
-        with db.engine.connect() as other:  # another backend ends the pooled one, as a restart would
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            other.commit()
+        other = create_engine(database_url)  # another session ends the pooled one, as a restart would
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        other.dispose()
         again = read_one(text("SELECT pg_backend_pid()"), {})[0]
     assert again != pid
 
