@@ -21,6 +21,7 @@ class FastStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length
+            disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall between them
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
