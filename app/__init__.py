@@ -26,6 +26,8 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f]")
 FORM_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # Blueprints that forward the request body unread: parsing it as a form here would consume it.
 OPAQUE_BODY_BLUEPRINTS = frozenset({"proxy"})
+# What Werkzeug parses into ``request.form`` (werkzeug.formparser.FormDataParser.parse).
+FORM_MIMETYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded", "application/x-url-encoded"})
 
 
 def _has_control_characters(pattern: re.Pattern, fields) -> bool:
@@ -36,8 +38,8 @@ def refuse_control_characters() -> None:
     """Before every request: refuse control characters in the decoded path, query or form fields."""
     if CONTROL_CHARACTERS.search(request.path) or _has_control_characters(CONTROL_CHARACTERS, request.args):
         raise InvalidRequest("the URL contains a NUL or other control character")
-    if request.blueprint in OPAQUE_BODY_BLUEPRINTS:
-        return
+    if request.blueprint in OPAQUE_BODY_BLUEPRINTS or request.mimetype not in FORM_MIMETYPES:
+        return  # a body of any other type is not parsed as a form: no fields (and no stream) to look at
     if _has_control_characters(FORM_CONTROL_CHARACTERS, request.form):
         raise InvalidRequest("the form contains a NUL or other control character")
 

@@ -2,7 +2,8 @@
 
 Disconnects, refused connections, a server shutting down, lock and statement timeouts, pool
 exhaustion, serialization failures and SQLite's "database is locked" are transient: the client
-should retry after a short wait, and the pool recovers by itself (pre-ping, invalidation).
+should retry after a short wait, and the pool recovers by itself (a dead connection
+invalidates the pool; app.db_read retries its read once).
 Everything else (a missing table, a constraint violated) stays a 500: it is a bug or a bad deployment.
 """
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Batch refresh of connections whose access tokens expire soon (``flask connector refresh-due``).
 
-Copies may run at once: each claims a batch by taking the rows' leases in one short
-transaction (PostgreSQL skips rows another copy has locked), then refreshes them with
-bounded concurrency.
+Copies may run at once: each claims a batch by taking the rows' leases in one statement
+(PostgreSQL skips rows another copy has locked), which returns what the refreshes need; then
+refreshes them with bounded concurrency through the shared HTTP pool, each result stored with one
+conditional UPDATE (``app.vault.refresh_claimed_row``).
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ from . import clock
 from .extensions import db
 from .models import ACTIVE, Connection
 from .runtime import runtime
-from .vault import lease_free, lease_owner, refresh_claimed
+from .vault import CLAIMED_COLUMNS, Claimed, lease_free, lease_owner, refresh_claimed_row
 
 
 def _due(now: datetime, within: timedelta, started: datetime):
@@ -34,32 +36,30 @@ def _due(now: datetime, within: timedelta, started: datetime):
     )
 
 
-def _claim(owner: str, within: timedelta, started: datetime, limit: int) -> list[str] | None:
-    """Lease up to ``limit`` due connections; None when nothing is due any more."""
+def _claim_rows(owner: str, within: timedelta, started: datetime, limit: int) -> list[Claimed] | None:
+    """Lease up to ``limit`` due connections in one statement; None when nothing is due any more.
+
+    ``UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING``: on PostgreSQL
+    the subquery skips rows another copy has locked and re-checks the conditions of rows changed
+    since the snapshot; on SQLite the statement runs under the write lock. The conditions are checked
+    again on the rows updated, so only rows still due are leased, and exactly those are returned."""
     now = clock.now()
-    ids = db.session.scalars(
-        select(Connection.id).where(_due(now, within, started))
-        .order_by(Connection.access_token_expires_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not ids:
-        db.session.commit()
-        return None
-    # Every condition again: where SKIP LOCKED is not available (SQLite), another copy or a job
-    # may have refreshed or leased some of these rows since the SELECT; only rows leased here,
-    # still due, are ours.
-    db.session.execute(
-        update(Connection)
-        .where(Connection.id.in_(ids), _due(now, within, started))
+    chosen = (select(Connection.id).where(_due(now, within, started)).order_by(Connection.access_token_expires_at)
+              .limit(limit).with_for_update(skip_locked=True))
+    rows = db.session.execute(
+        update(Connection.__table__)
+        .where(Connection.id.in_(chosen), _due(now, within, started))
         .values(lease_owner=owner, lease_expires_at=now + runtime().vault.lease)
-        .execution_options(synchronize_session=False)
-    )
+        .returning(*CLAIMED_COLUMNS)
+    ).all()
     db.session.commit()
-    mine = list(db.session.scalars(select(Connection.id).where(Connection.id.in_(ids),
-                                                                Connection.lease_owner == owner)))
-    db.session.commit()
-    return mine
+    return [Claimed._make(row) for row in rows] or None
+
+
+def _claim(owner: str, within: timedelta, started: datetime, limit: int) -> list[str] | None:
+    """The ids of ``_claim_rows``."""
+    rows = _claim_rows(owner, within, started, limit)
+    return None if rows is None else [row.id for row in rows]
 
 
 def refresh_due(app: Flask, within: timedelta, workers: int, limit: int | None = None,
@@ -70,18 +70,19 @@ def refresh_due(app: Flask, within: timedelta, workers: int, limit: int | None =
     owner = lease_owner()
     batch = max(workers * 4, 8)
 
-    def work(connection_id: str) -> str:
+    def work(claimed: Claimed) -> str:
         with app.app_context():
-            return refresh_claimed(connection_id, owner)
+            return refresh_claimed_row(claimed, owner, leased_at)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while limit is None or sum(counts.values()) < limit:
             size = batch if limit is None else min(batch, limit - sum(counts.values()))
+            leased_at = time.monotonic()  # before the claim: its lease ends no earlier than this + lease
             with app.app_context():
-                ids = _claim(owner, within, started, size)
-            if ids is None:
+                rows = _claim_rows(owner, within, started, size)
+            if rows is None:
                 break
-            counts.update(pool.map(work, ids))
+            counts.update(pool.map(work, rows))
             if progress:
                 progress(counts)
     return counts

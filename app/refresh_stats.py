@@ -40,6 +40,7 @@ _LOWER = dict(zip(BOUNDS_MS + (UNBOUNDED,), (0,) + BOUNDS_MS, strict=True))  # a
 BATCH = 20_000
 COUNT_EVERY = timedelta(minutes=5)
 
+_OBSERVE = RefreshObservation.__table__.insert()
 _started: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar("refresh_started", default=None)
 
 
@@ -55,7 +56,9 @@ def finish(provider: str, outcome: str) -> None:
     duration_ms = None
     if started is not None and started[0] == provider:
         duration_ms = max(0, round((time.monotonic() - started[1]) * 1000))
-    db.session.add(RefreshObservation(at=clock.now(), provider=provider, outcome=outcome, duration_ms=duration_ms))
+    # A Core INSERT in the session's transaction: no unit-of-work flush for an object never read back.
+    db.session.connection().execute(_OBSERVE, {"at": clock.now(), "provider": provider, "outcome": outcome,
+                                               "duration_ms": duration_ms})
 
 
 def bucket(duration_ms: int | None) -> int:

@@ -9,8 +9,9 @@ refresh token). Nothing else writes the token columns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from .crypto import Keyring
 from .extensions import db
@@ -44,7 +45,7 @@ class TokenStore:
         return Opened(row.version or 0, self.open(row, "access_token"), self.open(row, "refresh_token"))
 
     # -- sealing -------------------------------------------------------------------------
-    def sealed(self, row: Connection, token: TokenResponse, *, keep_refresh: str | None = None) -> dict:
+    def sealed(self, row, token: TokenResponse, *, keep_refresh: str | None = None) -> dict:
         """Column values for ``token`` on ``row``. ``keep_refresh``: the refresh token to keep (in
         clear) when the response carries none; it is sealed again with the current key."""
         refresh = token.refresh_token if token.refresh_token is not None else keep_refresh
@@ -58,7 +59,7 @@ class TokenStore:
         }
 
     # -- writing -------------------------------------------------------------------------
-    def _write(self, row: Connection, values: dict, *conditions) -> bool:
+    def _write(self, row, values: dict, *conditions) -> bool:
         """One UPDATE of ``row`` under ``conditions``; the loaded object forgets what it wrote."""
         result = db.session.execute(
             update(Connection).where(Connection.id == row.id, *conditions)
@@ -67,7 +68,7 @@ class TokenStore:
         )
         if result.rowcount != 1:
             return False
-        if row in db.session:
+        if isinstance(row, Connection) and row in db.session:  # not a row read outside the session
             db.session.expire(row, [*values, "version"])
         return True
 
@@ -76,13 +77,22 @@ class TokenStore:
         ``seen_version``. The caller commits."""
         return self._write(row, values, Connection.version == seen_version)
 
-    def store_refreshed(self, row: Connection, refreshed_from: str, owner: str, values: dict) -> bool:
+    def store_refreshed(self, row, refreshed_from: str, owner: str, values: dict) -> bool:
         """A refresh's result, only onto the row it refreshed: still active, still leased by
         ``owner`` and still holding ``refreshed_from`` (the refresh token's ciphertext the refresh
-        used). Releases the lease in the same statement. The caller commits."""
+        used). Releases the lease in the same statement. The caller commits.
+
+        The hottest write (every refresh of a sweep): a statement built once per set of columns and
+        executed with parameters, so SQLAlchemy neither builds nor compiles it again."""
         values = {**values, "lease_owner": None, "lease_expires_at": None}
-        return self._write(row, values, Connection.status == ACTIVE, Connection.lease_owner == owner,
-                           Connection.refresh_token_enc == refreshed_from)
+        params = {f"set_{name}": value for name, value in values.items()}
+        params.update(where_id=row.id, where_owner=owner, where_from=refreshed_from)
+        result = db.session.connection().execute(_refreshed_statement(tuple(sorted(values))), params)
+        if result.rowcount != 1:
+            return False
+        if isinstance(row, Connection) and row in db.session:
+            db.session.expire(row, [*values, "version"])
+        return True
 
     def wipe(self, row: Connection, seen_version: int, values: dict) -> bool:
         """Remove both tokens (and write ``values``, e.g. the revoked status) if the row is still at
@@ -101,3 +111,14 @@ class TokenStore:
             if plain is not None:
                 values[f"{column}_enc"] = self.keyring.encrypt(plain, row.aad(column))
         return self._write(row, values, Connection.version == opened.version, Connection.lease_owner.is_(None))
+
+
+@lru_cache(maxsize=32)
+def _refreshed_statement(columns: tuple[str, ...]):
+    """``store_refreshed``'s UPDATE for this set of columns, with bound parameters only."""
+    table = Connection.__table__
+    return (update(table)
+            .where(table.c.id == bindparam("where_id"), table.c.status == ACTIVE,
+                   table.c.lease_owner == bindparam("where_owner"),
+                   table.c.refresh_token_enc == bindparam("where_from"))
+            .values({**{name: bindparam(f"set_{name}") for name in columns}, "version": table.c.version + 1}))

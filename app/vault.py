@@ -27,11 +27,15 @@ import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import NamedTuple
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from . import clock, oauth_client, refresh_stats, scopes
+from .crypto import associated_data
+from .db_read import read_one
 from .errors import (
     DecryptionError,
     MissingScopes,
@@ -83,11 +87,38 @@ def lease_owner() -> str:
     return f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
 
 
-def _load(user_id: str, provider: str) -> Connection:
-    db.session.expire_all()  # always read the row as it is now, not as this session last saw it
-    connection = db.session.scalar(
-        select(Connection).where(Connection.user_id == user_id, Connection.provider == provider)
-    )
+class Cached(NamedTuple):
+    """What the cached case reads of a connection: enough to decide and to decrypt (a NamedTuple:
+    its fields are read several times, faster than a SQLAlchemy ``Row``'s)."""
+
+    id: str
+    user_id: str
+    provider: str
+    status: str
+    access_token_enc: str | None
+    has_refresh: bool
+    token_type: str | None
+    scopes: str | None
+    access_token_expires_at: datetime | None
+    last_refreshed_at: datetime | None
+    connected_at: datetime | None
+
+
+# The cached case: one indexed SELECT (the unique user+provider constraint) of ``Cached``, through
+# Core on an autocommit connection (``app.db_read``): no ORM, no session, no transaction.
+_ROW = Connection.__table__.c
+CACHED_READ = select(*(_ROW.refresh_token_enc.is_not(None).label(name) if name == "has_refresh" else _ROW[name]
+                   for name in Cached._fields)) \
+    .where(_ROW.user_id == bindparam("user_id"), _ROW.provider == bindparam("provider"))
+
+
+def read_cached(user_id: str, provider: str) -> Cached | None:
+    row = read_one(CACHED_READ, {"user_id": user_id, "provider": provider})
+    return None if row is None else Cached._make(row)
+
+
+def _usable(connection, provider: str):
+    """``connection`` (a row or None) if it is active; ``NotFound`` or ``ReauthorizationRequired``."""
     if connection is None:
         raise NotFound(f"user has no {provider!r} connection")
     if connection.status == NEEDS_REAUTH:
@@ -97,14 +128,21 @@ def _load(user_id: str, provider: str) -> Connection:
     return connection
 
 
-def _fresh(connection: Connection, min_ttl: timedelta) -> bool:
+def _load(user_id: str, provider: str) -> Connection:
+    db.session.expire_all()  # always read the row as it is now, not as this session last saw it
+    return _usable(db.session.scalar(
+        select(Connection).where(Connection.user_id == user_id, Connection.provider == provider)
+    ), provider)
+
+
+def _fresh(connection, min_ttl: timedelta) -> bool:
     if connection.access_token_enc is None:
         return False
     expires = connection.access_token_expires_at
     return expires is None or expires - clock.now() > min_ttl
 
 
-def _capped(connection: Connection, min_ttl: timedelta) -> timedelta:
+def _capped(connection, min_ttl: timedelta) -> timedelta:
     """``min_ttl``, but at most half the token's lifetime: a provider issuing 60 s tokens must not
     see a refresh on every call when VAULT_MIN_TTL is 60 s."""
     issued = connection.last_refreshed_at or connection.connected_at
@@ -114,10 +152,18 @@ def _capped(connection: Connection, min_ttl: timedelta) -> timedelta:
     return min(min_ttl, (expires - issued) / 2)
 
 
-def _access_token(rt: Runtime, connection: Connection) -> AccessToken:
-    token = rt.keyring.decrypt(connection.access_token_enc, connection.aad("access_token"))
+@lru_cache(maxsize=4096)
+def _access_token_aad(connection_id: str, user_id: str, provider: str) -> bytes:
+    """The access token's associated data (a row's identity, no secret), encoded once per row."""
+    return associated_data("connection", connection_id, user_id, provider, "access_token")
+
+
+def _access_token(rt: Runtime, connection) -> AccessToken:
+    """The access token of ``connection`` (a ``Connection`` or a row of ``CACHED_READ``), decrypted."""
+    token = rt.keyring.decrypt(connection.access_token_enc,
+                               _access_token_aad(connection.id, connection.user_id, connection.provider))
     return AccessToken(token, connection.token_type or "Bearer", connection.access_token_expires_at,
-                       tuple(connection.scope_list))
+                       tuple(connection.scopes.split()) if connection.scopes else ())
 
 
 def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
@@ -262,15 +308,29 @@ def _require_scopes(provider: str, granted, required: tuple[str, ...]) -> None:
 def _get_access_token(user_id: str, provider: str, min_ttl: float | None, force_refresh: bool,
                       required_scopes: tuple[str, ...]) -> AccessToken:
     rt = runtime()
+    if not force_refresh:
+        cached = _usable(read_cached(user_id, provider), provider)
+        if _fresh(cached, _ttl(cached, rt.vault, min_ttl)):
+            return _access_token(rt, cached)
+    return _refreshing(rt, user_id, provider, min_ttl, force_refresh, required_scopes)
+
+
+def _ttl(connection, settings: VaultSettings, min_ttl: float | None) -> timedelta:
+    """A caller's own min_ttl is honoured as asked; the configured default adapts to short-lived tokens."""
+    return _capped(connection, settings.min_ttl) if min_ttl is None else timedelta(seconds=min_ttl)
+
+
+def _refreshing(rt: Runtime, user_id: str, provider: str, min_ttl: float | None,
+                force_refresh: bool, required_scopes: tuple[str, ...] = ()) -> AccessToken:
+    """``get_access_token`` past the cached case: through the session, single-flight under the lease."""
     settings: VaultSettings = rt.vault
     connection = _load(user_id, provider)
     _require_scopes(provider, connection.scope_list, required_scopes)  # no refresh can add a scope
-    # A caller's own min_ttl is honoured as asked; the configured default adapts to short-lived tokens.
-    ttl = _capped(connection, settings.min_ttl) if min_ttl is None else timedelta(seconds=min_ttl)
+    ttl = _ttl(connection, settings, min_ttl)
     # The token we saw: one that replaces it while we wait came from a refresh that ran for us too.
     seen_token = _generation(connection)
     if not force_refresh and _fresh(connection, ttl):
-        return _access_token(rt, connection)
+        return _access_token(rt, connection)  # refreshed by another caller since the cached read
     if connection.refresh_token_enc is None:
         raise ReauthorizationRequired(f"the {provider!r} access token expired and there is no refresh token")
 
@@ -331,6 +391,84 @@ def refresh_claimed(connection_id: str, owner: str) -> str:
                         outcome="failed")
         return "failed"
     return "refreshed"
+
+
+class Claimed(NamedTuple):
+    """What the claim of a batch (``app.refresh_due``) returns of each row it leased: enough to
+    refresh and store without reading the row again."""
+
+    id: str
+    user_id: str
+    provider: str
+    refresh_token_enc: str | None
+    scopes: str | None
+    failure_count: int | None
+    connected_at: datetime | None
+    refresh_token_expires_at: datetime | None
+
+    def aad(self, field: str) -> bytes:
+        return associated_data("connection", self.id, self.user_id, self.provider, field)
+
+
+CLAIMED_COLUMNS = tuple(_ROW[name] for name in Claimed._fields)
+
+
+def refresh_claimed_row(claimed: Claimed, owner: str, leased_at: float) -> str:
+    """Refresh a row of a batch that ``owner`` leased at ``leased_at`` (monotonic, taken before the
+    claim statement, which returned ``claimed``); returns the outcome.
+
+    The common case reads and writes nothing before the provider call and stores the result with
+    one conditional UPDATE (``_store``: onto the row still leased by ``owner`` and still holding the
+    refresh token refreshed from). A row reached too late for its lease to cover the call, a row
+    that failed before (its success is an event), one that cannot be refreshed with the current
+    configuration, and a refused or failed refresh go through the session (``refresh_claimed``,
+    ``_refresh_failed``), as a single refresh does."""
+    rt = runtime()
+    settings: VaultSettings = rt.vault
+    lease_end = leased_at + settings.lease.total_seconds()
+    if time.monotonic() + sum(rt.timeout) > lease_end or claimed.failure_count or claimed.refresh_token_enc is None:
+        return refresh_claimed(claimed.id, owner)  # renews the lease first
+    try:
+        spec = rt.registry.get(claimed.provider)
+        refresh_token = rt.keyring.decrypt(claimed.refresh_token_enc, claimed.aad("refresh_token"))
+    except (UnknownProvider, DecryptionError):
+        return refresh_claimed(claimed.id, owner)  # parks the row in the longest cooldown
+    scopes = tuple(claimed.scopes.split()) if claimed.scopes else ()
+    try:
+        refresh_stats.start(claimed.provider)
+        with metrics.refresh_timer(claimed.provider):
+            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
+    except (ProviderError, ProviderUnavailable) as exc:
+        return _claimed_failed(rt, claimed, owner, exc)
+    except BaseException:
+        _release_quietly(claimed.id, owner)
+        raise
+    try:
+        _store(rt, claimed, owner, token, claimed.refresh_token_enc, refresh_token,
+               stop=lease_end + settings.store_deadline)
+    except ReauthorizationRequired:
+        return "needs_reauth"
+    except ProviderUnavailable:
+        return "unavailable"
+    return "refreshed"
+
+
+def _claimed_failed(rt: Runtime, claimed: Claimed, owner: str, exc: Exception) -> str:
+    """Record a batch refresh the provider refused or failed, through the session."""
+    try:
+        db.session.expire_all()
+        connection = db.session.get(Connection, claimed.id)
+        if connection is None:
+            return "skipped"  # deleted meanwhile, and its lease with it
+        _refresh_failed(rt, connection, owner, exc)
+    except ReauthorizationRequired:
+        return "needs_reauth"
+    except ProviderUnavailable:
+        return "unavailable"
+    except DBAPIError:
+        _release_quietly(claimed.id, owner)
+        return "unavailable"
+    raise AssertionError("unreachable")
 
 
 def _takeover_in(connection: Connection, settings: VaultSettings) -> float:

@@ -9,7 +9,8 @@ from .errors import ConnectorError, DatabaseUnavailable
 
 PROBLEM_BASE = "https://oauth-connector.dev/problems/"
 # Seconds a client should wait before retrying a 503 that does not say otherwise (the database
-# answers again about a second after it returns; the pool's pre-ping replaces dead connections).
+# answers again about a second after it returns; a dead connection invalidates the pool, which
+# connects anew).
 DEFAULT_RETRY_AFTER = 5
 
 

@@ -23,7 +23,8 @@ from . import common
 from .common import Figure, Gunicorn, Issuer
 
 MODULES = {"token": "token_endpoint", "connect": "connect_start", "callback": "callback",
-           "singleflight": "singleflight", "memory": "memory", "profile": "profiling", "scale": "scale"}
+           "singleflight": "singleflight", "sweep": "sweep", "memory": "memory", "profile": "profiling",
+           "scale": "scale"}
 BENCHMARKS = tuple(MODULES)
 
 
@@ -41,13 +42,14 @@ class Settings:
     profile_requests: int
     scale_rows: int
     scale_due: int  # due connections for refresh-due (BENCH_SCALE_DUE)
+    sweep_rows: int  # due connections for the refresh-due CPU figure on every database
 
     @classmethod
     def make(cls, smoke: bool) -> Settings:
         if smoke:
-            return cls(True, 0.7, 2000, 4, 1, 0.3, 2, 5, 0.1, 20, 0, 0)
+            return cls(True, 0.7, 2000, 4, 1, 0.3, 2, 5, 0.1, 20, 0, 0, 150)
         return cls(False, 5.0, 50_000, 8, 2, 3.0, 4, 25, 0.1, 300, int(os.environ.get("BENCH_SCALE_ROWS", "1000000")),
-                   int(os.environ.get("BENCH_SCALE_DUE", "30000")))
+                   int(os.environ.get("BENCH_SCALE_DUE", "30000")), 1000)
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Context:
     rss: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)  # measurements one module hands to its report
+    ratios: list[tuple[str, str, str, str, bool | None]] = field(default_factory=list)  # the issue's table
     _servers: dict[str, Gunicorn] = field(default_factory=dict)
     _apps: dict[str, object] = field(default_factory=dict)
     _migrated: set[str] = field(default_factory=set)
@@ -110,9 +113,9 @@ class Context:
         return access, refresh
 
     def service(self, db: str | None = None) -> Gunicorn:
-        """The service under gunicorn on ``db`` (default: the run's first database), started once."""
+        """The service under gunicorn on ``db`` (default: the run's first database)."""
         db = db or self.primary_db
-        key = "service" if db == self.primary_db else f"service-{db}"
+        key = f"service-{db}"
         if key not in self._servers:
             self.ensure_schema(db)
             port = common.free_port()
@@ -167,6 +170,10 @@ class Context:
                 best_base = b
         return best_ours, best_base
 
+    def ratio(self, figure: str, db: str, value: str, goal: str, met: bool | None) -> None:
+        """One row of the summary of the issue's figures (printed at the end, and in the report)."""
+        self.ratios.append((figure, db, value, goal, met))
+
     def add(self, *figures: Figure) -> None:
         self.figures.extend(figures)
 
@@ -178,7 +185,7 @@ def _machine_facts(settings: Settings, databases: dict[str, str]) -> str:
     import flask
     import sqlalchemy
 
-    pg = common.pg_version() if "postgresql" in databases else "not used (smoke: SQLite only)"
+    pg = common.pg_version() if "postgresql" in databases else "not used (--databases, or smoke: SQLite only)"
     return "\n".join([
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC",
         f"- CPU: {os.cpu_count()} × {common.cpu_model()} (shared with other processes on this host)",
@@ -193,12 +200,22 @@ def _machine_facts(settings: Settings, databases: dict[str, str]) -> str:
     ])
 
 
+def _ratios_table(rows: list[tuple[str, str, str, str, bool | None]]) -> str:
+    lines = ["| figure | database | measured | goal | met |", "|---|---|---:|---|:---:|"]
+    marks = {True: "yes", False: "**no**"}
+    for figure, db, value, goal, met in rows:
+        lines.append(f"| {figure} | {db} | {value} | {goal} | {marks.get(met, '—')} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny counts, SQLite only, no scale benchmark")
     parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)")
     parser.add_argument("--out", type=Path, default=common.ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    parser.add_argument("--databases", default=None,
+                        help="comma-separated, from postgresql,sqlite (default: both; smoke: sqlite)")
     args = parser.parse_args(argv)
     settings = Settings.make(args.smoke)
     selected = [name for name in BENCHMARKS if not args.only or name in args.only]
@@ -211,10 +228,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
         workdir = Path(tmp)
-        databases = {"sqlite": f"sqlite:///{workdir}/bench.db"}
-        if not settings.smoke:
-            common.recreate_pg_database()
-            databases = {"postgresql": common.PG_URL, **databases}
+        names = (args.databases or ("sqlite" if settings.smoke else "postgresql,sqlite")).split(",")
+        unknown = set(names) - {"postgresql", "sqlite"}
+        if unknown or not names:
+            parser.error(f"--databases: unknown {', '.join(sorted(unknown)) or 'empty list'}")
+        databases = {}
+        for name in names:
+            if name == "postgresql":
+                common.recreate_pg_database()
+                databases["postgresql"] = common.PG_URL
+            else:
+                databases["sqlite"] = f"sqlite:///{workdir}/bench.db"
         issuer = Issuer()
         failures: list[str] = []
         with StubProvider() as stub:
@@ -251,9 +275,11 @@ def main(argv: list[str] | None = None) -> int:
         "## Command", "", f"```sh\n{command}\n```", "",
         f"Whole run: {elapsed:.0f} s ({timings}).", "",
         "## Summary", "", common.figures_table(ctx.figures), "",
+        "## The figures of issue 14", "", _ratios_table(ctx.ratios), "",
         *ctx.sections,
     ])
     args.out.write_text(report)
+    print(_ratios_table(ctx.ratios), file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps({"figures": [f.as_json() for f in ctx.figures], "failures": failures,
                                          "rss_mb": ctx.rss, "seconds": elapsed}, indent=2))

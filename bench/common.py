@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -29,7 +30,10 @@ APP_ORIGIN = "http://localhost:3000"
 RETURN_URL = f"{APP_ORIGIN}/settings/integrations"
 BENCH_KEY = "bench:" + base64.b64encode(b"b" * 32).decode()
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "connector_bench")  # another name for parallel runs
+# BENCH_PG_DATABASE: another name, so that runs sharing one server do not drop each other's database.
+PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "connector_bench")
+if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", PG_DATABASE):
+    raise SystemExit(f"BENCH_PG_DATABASE: {PG_DATABASE!r} is not a plain lower-case identifier")
 PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DATABASE}"
 # Same gunicorn configuration for the service and for every baseline app.
 GUNICORN_WORKERS, GUNICORN_THREADS = 2, 4
@@ -109,7 +113,7 @@ def write_providers_file(path: Path, entry: dict) -> Path:
 # --- databases ---------------------------------------------------------------------------------
 
 def recreate_pg_database() -> None:
-    """Drop and create ``connector_bench`` (only ours: never the test suites' database)."""
+    """Drop and create ``PG_DATABASE`` (only ours: never the test suites' database)."""
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:

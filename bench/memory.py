@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .common import Figure, fmt
 
-GOAL_MB = 120.0
+GOAL_MB = 100.0
 
 
 def run(ctx) -> None:
@@ -16,13 +16,15 @@ def run(ctx) -> None:
         from . import connect_start
 
         connect_start.run(ctx)
-    pairs = (("after token load", "service after token load", "bare app after verify load"),
-             ("after connect-start load", "service after connect load", "bare app after redirect load"))
+    pairs = [(f"after token load ({db})", f"service after token load ({db})", "bare app after verify load")
+             for db in ctx.databases if f"service after token load ({db})" in ctx.rss]
+    pairs.append(("after connect-start load", "service after connect load", "bare app after redirect load"))
     rows = []
     for label, ours_key, base_key in pairs:
         ours, base = ctx.rss[ours_key], ctx.rss[base_key]
         ctx.add(Figure("4 memory", f"worker RSS {label}", ours, "MB", base, "bare app's worker",
-                       f"< {GOAL_MB:.0f} MB", ours < GOAL_MB, higher_is_better=False))
+                       f"≤ {GOAL_MB:.0f} MB", ours <= GOAL_MB, higher_is_better=False))
+        ctx.ratio(f"worker RSS {label}", "—", f"{ours:.0f} MB", f"≤ {GOAL_MB:.0f} MB", ours <= GOAL_MB)
         rows.append(f"| {label} | {fmt(ours)} | {fmt(base)} |")
     ctx.section(f"""## 4. Memory
 
@@ -32,5 +34,5 @@ VmRSS (from `/proc/<pid>/status`) of the largest gunicorn worker right after eac
 |---|---:|---:|
 {chr(10).join(rows)}
 
-Goal < {GOAL_MB:.0f} MB per worker. Both include the interpreter, Flask, SQLAlchemy, joserfc and cryptography;
+Goal ≤ {GOAL_MB:.0f} MB per worker. Both include the interpreter, Flask, SQLAlchemy, joserfc and cryptography;
 the service adds its blueprints, Authlib, the provider registry and a database pool.""")

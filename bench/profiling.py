@@ -4,6 +4,7 @@ the vault's refresh (the per-connection path of ``refresh-due``). Reports the to
 separately, our code (``app/``) by inclusive time."""
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from urllib.parse import quote, urlencode
 
@@ -66,6 +67,49 @@ def _profile(label: str, call, n: int) -> str:
             f"{table(own, 'own time (any code)')}\n\n{table(ours, 'our code (app/), inclusive')}\n")
 
 
+def _sweep_profile(ctx, db_name: str, rows: int) -> str:
+    """The sweep's per-connection path (``refresh_claimed_row``) in this thread, over claimed rows, against
+    the instant ``FastStub`` (an app of its own whose ``stub`` provider is that stub)."""
+    from datetime import timedelta
+
+    from app import clock, create_app
+    from app.extensions import db
+    from app.refresh_due import _claim_rows
+    from app.vault import lease_owner, refresh_claimed_row
+
+    from .fast_stub import FastStub
+    from .sweep import _seed
+
+    stub = FastStub()
+    try:
+        ctx.app(db_name)  # schema
+        app = create_app(env=ctx.env(db_name, provider=stub))
+        _seed(ctx, db_name, rows + 5)
+        owner = lease_owner()
+        with app.app_context():
+            claimed = []
+            while True:
+                leased_at = time.monotonic()
+                batch = _claim_rows(owner, timedelta(minutes=10), clock.now(), 50)
+                if batch is None:
+                    break
+                claimed += [(row, leased_at) for row in batch]
+            pending = iter(claimed)
+
+            def one() -> None:
+                row, leased_at = next(pending)
+                refresh_claimed_row(row, owner, leased_at)
+
+            text = _profile("refresh-due, per connection (refresh_claimed_row, instant provider)", one,
+                            min(rows, len(claimed) - 5))
+            for row, leased_at in pending:  # the rest: no lease left behind for later benchmarks
+                refresh_claimed_row(row, owner, leased_at)
+            db.session.remove()
+        return text
+    finally:
+        stub.close()
+
+
 def run(ctx) -> None:
     db_name = ctx.primary_db
     user = "auth0|bench-profile"
@@ -97,7 +141,8 @@ def run(ctx) -> None:
     parts = [_profile("POST /api/users/{id}/connections/stub/token", token, n),
              _profile("POST /connect/start", connect, n),
              _profile("vault refresh (get_access_token force_refresh, loopback stub provider)", refresh,
-                      max(10, n // 3))]
+                      max(10, n // 3)),
+             _sweep_profile(ctx, db_name, max(20, n))]
     ctx.section(f"""## 6. Profile (pyinstrument, in-process test client, {db_name})
 
 Flask's test client calls the app directly (no gunicorn, no socket), so these are the service's own costs.

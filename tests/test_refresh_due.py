@@ -191,3 +191,33 @@ def test_concurrent_sweeps_and_jobs_refresh_each_connection_exactly_once(app, st
         thread.join(120)
     assert errors == []
     assert stub.state.refresh_calls == count and not stub.state.revoked
+
+
+def test_a_batch_is_claimed_in_one_statement_and_each_refresh_is_stored_with_one_update(app, stub):
+    """Per batch one UPDATE ... RETURNING takes the leases; per connection the result is one conditional
+    UPDATE (with its refresh observation); the claimed rows are not read again."""
+    from sqlalchemy import event
+
+    from app.refresh_due import refresh_due
+
+    _seed(app, stub, 3, expires_in=-1)
+    sent: list[str] = []
+
+    def before(conn, cursor, statement, *args) -> None:
+        sent.append(" ".join(statement.split()).upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        counts = refresh_due(app, timedelta(minutes=10), workers=1)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert counts["refreshed"] == 3 and stub.state.refresh_calls == 3
+    touching = [s for s in sent if "CONNECTIONS" in s.split(" WHERE ")[0] and not s.startswith("PRAGMA")]
+    claims = [s for s in touching if s.startswith("UPDATE CONNECTIONS SET LEASE_OWNER")]
+    stores = [s for s in touching if s.startswith("UPDATE CONNECTIONS SET") and s not in claims]
+    assert len(claims) == 2 and all("RETURNING" in s for s in claims)  # the batch, then the empty claim
+    assert len(stores) == 3 and all("REFRESH_TOKEN_ENC = " in s.split(" WHERE ")[1] for s in stores)
+    assert [s for s in touching if s.startswith("SELECT")] == []
+    assert len([s for s in sent if s.startswith("INSERT INTO REFRESH_OBSERVATIONS")]) == 3

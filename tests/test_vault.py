@@ -427,3 +427,35 @@ class TestTemplatedProvider:
         with app.app_context():
             row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
             assert (row.status, row.last_error_code) == ("active", "ratelimited")
+def test_a_cached_token_is_one_select_without_the_session(app, user_id):
+    """The cached case: one indexed SELECT through Core; no ORM session (no unit of work, no
+    transaction to end) is opened for it."""
+    from sqlalchemy import event
+
+    make_connection(app, user_id, "spotify", access="cached-access", expires_in=3600)
+    sent: list[str] = []
+
+    def before(conn, cursor, statement, *args) -> None:
+        sent.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", before)
+        try:
+            token = get_access_token(user_id, "spotify")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", before)
+        assert not db.session.registry.has()
+    assert token.token == "cached-access"
+    assert len(sent) == 1 and sent[0].lstrip().upper().startswith("SELECT")
+
+
+def test_a_revoked_connection_is_refused_at_the_next_read(app, user_id):
+    """No copy of the token is kept in the process: the next read sees the revoked row."""
+    make_connection(app, user_id, "spotify", expires_in=3600)
+    with app.app_context():
+        assert get_access_token(user_id, "spotify").token == "access-0"
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        row.status, row.access_token_enc, row.refresh_token_enc = "revoked", None, None
+        db.session.commit()
+        with pytest.raises(ReauthorizationRequired):
+            get_access_token(user_id, "spotify")

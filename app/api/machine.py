@@ -14,7 +14,7 @@ from ..observability.metrics import count_token_requests
 from ..revocation import Actor, revoke_user_connections
 from ..runtime import runtime
 from ..scopes import parse_scope_list
-from ..vault import get_access_token
+from ..vault import get_access_token, read_cached
 from .access import machine_access
 from .auth import require_machine
 from .views import connection_json, disconnect
@@ -71,7 +71,7 @@ def _check_min_ttl_within_lifetime(user_id: str, provider: str, min_ttl: int) ->
     """Refuse a min_ttl longer than the provider's access-token lifetime: no token could satisfy it, so
     every call would refresh (and rotate the refresh token). Equal to the lifetime is allowed: it asks
     for a brand-new token, deliberately."""
-    row = db.session.scalar(select(Connection).where(Connection.user_id == user_id, Connection.provider == provider))
+    row = read_cached(user_id, provider)
     if row is None or row.access_token_expires_at is None:
         return  # the vault answers 404/409, or the token never expires
     issued = row.last_refreshed_at or row.connected_at
