@@ -183,7 +183,7 @@ def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_ver
     response_type = query.pop("response_type", "code")
     return prepare_grant_uri(templates.url(spec, spec.authorize_url, params), client_id=spec.client_id,
                              response_type=response_type, redirect_uri=redirect_uri,
-                             scope=spec.scope_separator.join(spec.scopes) or None, state=state, **query)
+                             state=state, **{spec.scope_param: spec.scope_separator.join(spec.scopes) or None}, **query)
 
 
 def _call(action, spec: ProviderSpec) -> dict:
