@@ -263,7 +263,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
             client_auth="basic", pkce="required",  # confidential clients: Basic; PKCE required
             access_ttl=7200, rotation="rotating",  # observed
             dead_grant=ErrorAnswer(400, {"error": "invalid_request",  # observed
-                                         "error_description": "Value passed for the token was invalid."})),
+                                         "error_description": "Value passed for the token was invalid."}),
+            unverified=("dead_grant",)),  # observed is not documented
     Profile(name="xero",
             authorize_url="https://login.xero.com/identity/connect/authorize",  # [disc]
             token_url="https://identity.xero.com/connect/token",
