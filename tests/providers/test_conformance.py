@@ -14,8 +14,11 @@ import math
 import os
 
 import pytest
+from sqlalchemy import select
 
 from app import clock
+from app.extensions import db
+from app.models import RevocationTask
 from app.oauth_client import error_code
 from app.providers.spec import ProviderSpec, spec_from_mapping
 from tests.conftest import base_env
@@ -331,6 +334,24 @@ def test_an_operator_override_makes_the_observed_dead_grant_mean_reconnect(flow,
 def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
     flow.connected()
     revoke_stage(flow, sim, profile)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("profile", sorted(n for n, p in PROFILES.items() if p.revocation and p.revocation.refusal),
+                         indirect=True)
+def test_a_refused_revocation_is_not_counted_done(flow, sim, profile):
+    """The provider's "no" in its own shape (Slack: HTTP 200 {"ok": false}) leaves the revocation
+    pending with the provider's code, to be retried; the grant is still alive at the provider."""
+    flow.connected()
+    sim.refuse_revocations = True
+    response = flow.revoke()
+    assert response.status_code == 200 and response.get_json()["remote_revocation"] == "pending", (
+        response.get_json(), flow.trace())
+    assert len(sim.of("revoke")) == 1 and sim.grant_alive()
+    refusal = profile.revocation.refusal
+    with flow.app.app_context():
+        tasks = db.session.scalars(select(RevocationTask)).all()
+        assert [t.last_error for t in tasks] == [error_code(flow.spec.error_shape, refusal.body, refusal.status)]
 
 
 @POSTGRESQL_ONLY
