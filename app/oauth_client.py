@@ -28,12 +28,13 @@ from . import clock, http
 from .errors import ProviderError, ProviderUnavailable
 from .http import new_session
 from .providers import templates
+from .providers.entry_types import ERROR_CODE_PATTERN
 from .providers.spec import ErrorShape, ProviderSpec, TokenPaths
 
 Timeout = tuple[float, float]
 MAX_BODY = 256 * 1024
 MAX_SECONDS = 10 * 366 * 24 * 3600  # an expiry further out than ten years is read as ten years
-ERROR_CODE_RE = re.compile(r"[A-Za-z0-9_]{1,64}")  # anything else is reported as provider_error
+ERROR_CODE_RE = re.compile(ERROR_CODE_PATTERN)  # anything else is reported as provider_error
 DEFAULT_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
 
 
