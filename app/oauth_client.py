@@ -28,13 +28,14 @@ from . import clock, http
 from .errors import ProviderError, ProviderUnavailable
 from .http import new_session
 from .providers import templates
-from .providers.spec import ErrorShape, ProviderSpec
+from .providers.entry_types import ERROR_CODE_PATTERN
+from .providers.spec import ErrorShape, ProviderSpec, TokenPaths
 from .scopes import scope_parameter
 
 Timeout = tuple[float, float]
 MAX_BODY = 256 * 1024
 MAX_SECONDS = 10 * 366 * 24 * 3600  # an expiry further out than ten years is read as ten years
-ERROR_CODE_RE = re.compile(r"[A-Za-z0-9_]{1,64}")  # anything else is reported as provider_error
+ERROR_CODE_RE = re.compile(ERROR_CODE_PATTERN)  # anything else is reported as provider_error
 DEFAULT_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
 
 
@@ -222,10 +223,10 @@ def _optional_string(spec: ProviderSpec, body: dict, path: str, limit: int = 64 
     return value
 
 
-def _expires_at(spec: ProviderSpec, body: dict) -> datetime | None:
+def _expires_at(spec: ProviderSpec, paths: TokenPaths, body: dict) -> datetime | None:
     """From expires_in; without one, the provider's default_access_token_ttl, unless the provider
     declares non-expiring access tokens (GitHub OAuth apps)."""
-    raw = get_path(body, spec.token_response.expires_in)
+    raw = get_path(body, paths.expires_in)
     if raw is None or raw == "":
         if spec.non_expiring_access_tokens:
             return None
@@ -236,8 +237,8 @@ def _expires_at(spec: ProviderSpec, body: dict) -> datetime | None:
     return clock.now() + timedelta(seconds=expires_in)
 
 
-def _scopes(spec: ProviderSpec, body: dict, requested: tuple[str, ...]) -> tuple[str, ...]:
-    scope = get_path(body, spec.token_response.scope)
+def _scopes(spec: ProviderSpec, paths: TokenPaths, body: dict, requested: tuple[str, ...]) -> tuple[str, ...]:
+    scope = get_path(body, paths.scope)
     if scope is None:
         return requested
     if isinstance(scope, str):  # RFC 6749: space-separated; GitHub: comma-separated
@@ -247,13 +248,13 @@ def _scopes(spec: ProviderSpec, body: dict, requested: tuple[str, ...]) -> tuple
     raise _malformed(spec, "scope is neither a string nor a list of strings")
 
 
-def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str, ...]) -> TokenResponse:
-    """Validate every field we use, read where the entry's ``token_response`` paths say; a field of
-    the wrong type is a malformed response, never a crash and never silently dropped (a
-    refresh_token that is a number is not "no refresh token")."""
+def _token_response(spec: ProviderSpec, paths: TokenPaths, body: dict,
+                    requested_scopes: tuple[str, ...]) -> TokenResponse:
+    """Validate every field we use, read where ``paths`` say (the entry's ``token_response``, or its
+    ``refresh_token_response`` for a refresh); a field of the wrong type is a malformed response,
+    never a crash and never silently dropped (a refresh_token that is a number is not "no refresh token")."""
     if not isinstance(body, dict):
         raise _malformed(spec, "not a JSON object")
-    paths = spec.token_response
     access_token = _optional_string(spec, body, paths.access_token)
     if access_token is None:
         raise ProviderUnavailable(f"provider {spec.name!r} answered without an access_token")
@@ -263,8 +264,8 @@ def _token_response(spec: ProviderSpec, body: dict, requested_scopes: tuple[str,
         access_token=access_token,
         refresh_token=_optional_string(spec, body, paths.refresh_token),
         token_type=token_type[:32],
-        expires_at=_expires_at(spec, body),
-        scopes=_scopes(spec, body, requested_scopes),
+        expires_at=_expires_at(spec, paths, body),
+        scopes=_scopes(spec, paths, body, requested_scopes),
         id_token=_optional_string(spec, body, "id_token"),
         raw=body,
         refresh_token_expires_in=None if refresh_ttl in (None, "") else _seconds(refresh_ttl),
@@ -281,13 +282,14 @@ def exchange_code(spec: ProviderSpec, *, code: str, code_verifier: str | None, r
     client = _session(spec, redirect_uri)
     extra = {**dict(spec.token_params), **({"code_verifier": code_verifier} if code_verifier else {})}
     body = _call(lambda: client.fetch_token(url, code=code, timeout=timeout, headers=_headers(spec), **extra), spec)
-    return _token_response(spec, body, spec.scopes if scopes is None else scopes)
+    return _token_response(spec, spec.token_response, body, spec.scopes if scopes is None else scopes)
 
 
 def refresh(spec: ProviderSpec, *, refresh_token: str, scopes: tuple[str, ...], timeout: Timeout,
             params: Mapping[str, str] | None = None, redirect_uri: str | None = None) -> TokenResponse:
     """A refresh at the entry's refresh_url (default token_url), with its refresh_params, and the
-    redirect URI where the entry says the provider wants it (GitLab)."""
+    redirect URI where the entry says the provider wants it (GitLab); the answer read where the
+    entry's refresh_token_response says (default: token_response)."""
     try:
         url = templates.url(spec, spec.refresh_url or spec.token_url, params)
     except templates.InvalidConnectionParam as exc:  # stored params the entry no longer accepts
@@ -298,7 +300,7 @@ def refresh(spec: ProviderSpec, *, refresh_token: str, scopes: tuple[str, ...], 
         extra["redirect_uri"] = redirect_uri
     body = _call(lambda: client.refresh_token(url, refresh_token=refresh_token, timeout=timeout,
                                               headers=_headers(spec), **extra), spec)
-    return _token_response(spec, body, scopes)
+    return _token_response(spec, spec.refresh_paths, body, scopes)
 
 
 def fetch_account_id(spec: ProviderSpec, token: TokenResponse, timeout: Timeout,

@@ -24,6 +24,7 @@ from .events import outbox as events
 from .extensions import db
 from .http import configure, new_session
 from .models import REVOKED, Connection, RevocationTask, new_id, record_audit
+from .oauth_client import MAX_BODY, error_code
 from .providers import ProviderSpec, templates
 from .runtime import Runtime, runtime
 from .token_store import TokenStore
@@ -306,6 +307,26 @@ def revoke_remote(spec: ProviderSpec, token: str, hint: str, timeout: tuple[floa
     if not _done(spec.revocation_style, response.status_code):
         status = response.status_code
         raise ProviderUnavailable(f"revocation answered HTTP {status}", code=f"http_{status}")
+    refused = _refused_with_200(spec, response)
+    if refused is not None:  # counted like the error status it stands for: retried, then failed
+        raise ProviderUnavailable(f"revocation answered HTTP {response.status_code} with an error", code=refused)
+
+
+def _refused_with_200(spec: ProviderSpec, response: requests.Response) -> str | None:
+    """The error code of a 2xx answer the entry's ``error_shape`` says is an error (Slack's auth.revoke:
+    ``{"ok": false, "error": "invalid_auth"}``), else None. Only for an entry that declares errors
+    answered with HTTP 200 (``success_flag`` or ``on_http_200``); an empty or non-JSON body is the
+    status's answer (GitHub's 204)."""
+    shape = spec.error_shape
+    if not (shape.success_flag or shape.on_http_200) or not 200 <= response.status_code < 300:
+        return None
+    if not response.content or len(response.content) > MAX_BODY:
+        return None
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        return None
+    return error_code(shape, body, response.status_code) if isinstance(body, dict) else None
 
 
 def retry_revocations(limit: int = 100) -> dict[str, int]:

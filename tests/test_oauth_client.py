@@ -203,6 +203,18 @@ def test_authorize_url_builds_no_http_session(monkeypatch):
         "include_granted_scopes": "true"}  # the catalog's Google entry: incremental authorization
 
 
+def test_authorize_url_asks_for_scopes_under_the_entrys_scope_param():
+    """Slack user scopes go in user_scope, comma-separated; no scope= is sent beside it."""
+    from urllib.parse import parse_qs, urlsplit
+
+    spec = dataclasses.replace(load_specs(None)["slack"], client_id="cid", client_secret="secret",
+                               scopes=("users:read", "chat:write"))
+    url = oauth_client.authorize_url(spec, redirect_uri="https://connector.test/cb", state="S", code_verifier=None,
+                                     nonce=None)
+    params = parse_qs(urlsplit(url).query)
+    assert params["user_scope"] == ["users:read,chat:write"] and "scope" not in params
+
+
 def test_pkce_verifier_is_one_secrets_call_and_within_rfc_7636(monkeypatch):
     import re
     import secrets
@@ -343,6 +355,26 @@ def test_tokens_nested_in_the_response_are_read_at_their_paths():
     assert (token.access_token, token.refresh_token, token.token_type) == ("xoxp-user", "xoxe-1", "user")
     assert token.scopes == ("chat:write", "users:read")
     assert timedelta(seconds=43190) < token.expires_at - clock.now() <= timedelta(seconds=43200)
+
+
+def test_a_refresh_answer_is_read_at_the_entrys_refresh_token_response_paths(recorder):
+    """Slack: the code exchange nests the user token under authed_user, a refresh answers at the top level."""
+    recorder.answer("/token", json_body={"ok": True, "access_token": "xoxp-2", "refresh_token": "xoxe-2",
+                                         "expires_in": 43200, "scope": "users:read", "token_type": "user"})
+    spec = _spec(recorder.url, token_response=SLACK.token_response, error_shape=SLACK.error_shape,
+                 refresh_token_response=TokenPaths())
+    token = _refresh_at(spec)
+    assert (token.access_token, token.refresh_token, token.token_type, token.scopes) == (
+        "xoxp-2", "xoxe-2", "user", ("users:read",))
+    assert timedelta(seconds=43190) < token.expires_at - clock.now() <= timedelta(seconds=43200)
+
+
+def test_without_refresh_token_response_a_refresh_answer_is_read_at_the_token_response_paths(recorder):
+    recorder.answer("/token", json_body={"ok": True, "access_token": "xoxb-bot", "authed_user": {
+        "access_token": "xoxp-2", "refresh_token": "xoxe-2", "expires_in": 60}})
+    spec = _spec(recorder.url, token_response=SLACK.token_response, error_shape=SLACK.error_shape)
+    token = _refresh_at(spec)
+    assert (token.access_token, token.refresh_token) == ("xoxp-2", "xoxe-2")
 
 
 @pytest.mark.parametrize("body, code", [

@@ -106,8 +106,9 @@ def test_expiry_from_the_entrys_refresh_token_expires_in_path():
 
     now = clock.now()
     spec = ProviderSpec("p", "P", token_response=TokenPaths(refresh_token_expires_in="grant.refresh_ttl"))
-    token = _token_response(spec, {"access_token": "a", "refresh_token": "r", "grant": {"refresh_ttl": 7200},
-                                   "refresh_token_expires_in": 999999}, ())
+    body = {"access_token": "a", "refresh_token": "r", "grant": {"refresh_ttl": 7200},
+            "refresh_token_expires_in": 999999}
+    token = _token_response(spec, spec.token_response, body, ())
     connection = Connection(refresh_token_enc="sealed", connected_at=now)
     note_refresh_token_expiry(connection, spec, token, new_grant=True, now=now)
     assert connection.refresh_token_expires_at == now + timedelta(seconds=7200)

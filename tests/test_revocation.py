@@ -361,7 +361,7 @@ def test_remote_revocation_uses_the_one_http_client(app):
 
 # --- issue 17: revocation styles, authentication, the token sent, per-connection URLs ----------------
 
-from app.providers.spec import ProviderSpec  # noqa: E402
+from app.providers.spec import ErrorShape, ProviderSpec  # noqa: E402
 from app.revocation import revoke_remote  # noqa: E402
 from tests.conftest import providers_env  # noqa: E402
 from tests.loopback_recorder import Recorder  # noqa: E402
@@ -497,3 +497,91 @@ class TestTemplatedProvider:
         assert _revoke(app, user_id, "zen").remote == "failed"
         assert recorder.requests == []
         _assert_wiped(_state(app, user_id, "zen")[0])
+
+
+# --- a revocation answered HTTP 200 with an error (the entry's error_shape) -----------------------------
+
+SLACK_SHAPE = dict(revocation_style="rfc7009", revocation_auth="none",
+                   error_shape=ErrorShape(field="error", success_flag="ok"))
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"ok": False, "error": "invalid_auth"}, "invalid_auth"),
+    ({"ok": False}, "provider_error"),
+    ({"revoked": True}, "provider_error"),  # no success flag is no success
+    ({"ok": False, "error": "<b>tok-1</b>"}, "provider_error"),  # never echoed unless a plain code
+])
+def test_a_200_the_entrys_success_flag_calls_an_error_is_not_done(recorder, body, code):
+    recorder.answer("/revoke", json_body=body)
+    with pytest.raises(ProviderUnavailable) as caught:
+        _revoke_at(recorder, **SLACK_SHAPE)
+    assert caught.value.code == code and "tok-1" not in str(caught.value)
+
+
+def test_a_200_with_the_success_flag_true_is_done(recorder):
+    recorder.answer("/revoke", json_body={"ok": True, "revoked": True})
+    _revoke_at(recorder, **SLACK_SHAPE)
+
+
+def test_a_200_carrying_the_entrys_error_field_is_not_done_with_on_http_200(recorder):
+    recorder.answer("/revoke", json_body={"error": "bad_verification_code"})
+    with pytest.raises(ProviderUnavailable) as caught:
+        _revoke_at(recorder, revocation_style="json_token", error_shape=ErrorShape(on_http_200=True))
+    assert caught.value.code == "bad_verification_code"
+
+
+@pytest.mark.parametrize("answer", [dict(status=204, body=""),
+                                    dict(status=200, body="revoked", content_type="text/plain"),
+                                    dict(status=200, json_body=[False])])
+def test_an_empty_or_non_object_200_is_the_statuss_answer_even_with_a_success_flag(recorder, answer):
+    recorder.answer("/revoke", **answer)
+    _revoke_at(recorder, **SLACK_SHAPE)
+
+
+def test_without_a_200_error_shape_a_200_body_is_not_read(recorder):
+    """RFC 7009 (the default error_shape): 200 is done, whatever the body says."""
+    recorder.answer("/revoke", json_body={"ok": False})
+    _revoke_at(recorder, revocation_style="rfc7009")
+
+
+class TestRevocationRefusedWith200:
+    """Through revoke_connection and retry-revocations: a refusal answered 200 stays pending, then fails."""
+
+    @pytest.fixture
+    def env(self, recorder, tmp_path):
+        toml = f"""
+[slackish]
+authorize_url = "{recorder.url}/authorize"
+token_url = "{recorder.url}/token"
+error_shape = {{ field = "error", success_flag = "ok" }}
+revocation_url = "{recorder.url}/revoke"
+revocation_style = "rfc7009"
+revocation_auth = "none"
+revocation_token = "access"
+"""
+        return providers_env(tmp_path, toml, SLACKISH_CLIENT_ID="cid", SLACKISH_CLIENT_SECRET="csecret")
+
+    def test_refused_with_200_is_retried_then_failed(self, app, recorder, user_id, monkeypatch):
+        recorder.answer("/revoke", json_body={"ok": False, "error": "invalid_auth"})
+        make_connection(app, user_id, "slackish", access="xoxp-A", refresh="xoxe-R")
+        assert _revoke(app, user_id, "slackish").remote == "pending"
+        with app.app_context():
+            assert [t.last_error for t in db.session.scalars(select(RevocationTask))] == ["invalid_auth"]
+        for attempt in range(2, MAX_ATTEMPTS + 1):
+            _later(monkeypatch, minutes=2 ** attempt)
+            with app.app_context():
+                expected = _counts(failed=1) if attempt == MAX_ATTEMPTS else _counts(pending=1)
+                assert retry_revocations() == expected
+        row, tasks, _ = _state(app, user_id, "slackish")
+        assert (row.remote_revocation, tasks) == ("failed", [])
+        assert len(recorder.at("/revoke")) == MAX_ATTEMPTS
+
+    def test_accepted_on_a_retry_is_done(self, app, recorder, user_id, monkeypatch):
+        recorder.answer("/revoke", json_body={"ok": False, "error": "ratelimited"})
+        make_connection(app, user_id, "slackish", access="xoxp-A", refresh="xoxe-R")
+        assert _revoke(app, user_id, "slackish").remote == "pending"
+        recorder.answer("/revoke", json_body={"ok": True, "revoked": True})
+        _later(monkeypatch)
+        with app.app_context():
+            assert retry_revocations() == _counts(done=1)
+        assert _state(app, user_id, "slackish")[0].remote_revocation == "done"

@@ -84,8 +84,8 @@ def test_old_refresh_token_kept_when_provider_returns_none(app, stub, user_id, e
 
     real = oauth_client._token_response
 
-    def without_refresh(spec, body, scopes):
-        return real(spec, {k: v for k, v in body.items() if k != "refresh_token"}, scopes)
+    def without_refresh(spec, paths, body, scopes):
+        return real(spec, paths, {k: v for k, v in body.items() if k != "refresh_token"}, scopes)
 
     monkeypatch.setattr(oauth_client, "_token_response", without_refresh)
     with app.app_context():

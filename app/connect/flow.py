@@ -38,6 +38,7 @@ from ..scopes import authorize_scopes, check_allowed
 from . import outcomes
 from . import params as connection_params
 from .attempt import ATTEMPT_TTL, AttemptRef, ConnectAttempt, open_cookie, open_state, seal
+from .issued import discard_issued
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,10 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
     if not _consume(request):
         return _rejected(request, outcomes.ALREADY_USED, cookie)
 
-    def fail(error: str) -> CallbackResult:
+    def fail(error: str, issued: oauth_client.TokenResponse | None = None,
+             params: dict[str, str] | None = None) -> CallbackResult:
+        if issued is not None:  # the provider issued tokens no connection will hold
+            discard_issued(ctx.keyring, spec, request, issued, params)
         record_audit("connect", "error", actor_type="user", actor_id=request.user_id,
                      user_id=request.user_id, provider=spec.name, error=error)
         db.session.commit()
@@ -244,6 +248,7 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
     if not query.get("code"):
         return fail("invalid_response")
     verifier = request.code_verifier
+    token, values = None, {}  # what the provider issued and the params validated, once known
     try:
         # The connect-source params the start checked, the callback's own: the token URL may use both.
         values = {**(request.params or {}), **connection_params.from_callback(spec, query)}
@@ -252,19 +257,19 @@ def finish_connect(ctx: ConnectContext, path_provider: str | None, params: Mappi
                                            scopes=request.scopes or None,  # () in attempts of older versions
                                            params=values)
         if token.refresh_token is None and not spec.non_expiring_access_tokens:
-            return fail("no_refresh_token")
+            return fail("no_refresh_token", token, values)
         _check_id_token(spec, token.id_token, request.nonce)
         values = connection_params.complete(spec, {**values, **connection_params.from_token(spec, token)}).as_dict()
         account_id = oauth_client.fetch_account_id(spec, token, ctx.timeout, values)
     except InvalidConnectionParam as exc:
         log.warning("connect %s: %s", spec.name, exc.description)
-        return fail(outcomes.INVALID_CONNECTION_PARAM)
+        return fail(outcomes.INVALID_CONNECTION_PARAM, token, values)
     except ProviderUnavailable as exc:
         log.warning("connect %s: %s", spec.name, exc.description)
-        return fail("provider_unavailable")
+        return fail("provider_unavailable", token, values)
     except ProviderError as exc:
         log.warning("connect %s: %s", spec.name, exc.description)
-        return fail("token_exchange_failed" if exc.code == "provider_error" else exc.code)
+        return fail("token_exchange_failed" if exc.code == "provider_error" else exc.code, token, values)
 
     previous_status = events.status_before_connect(request.user_id, spec.name)
     connection = upsert_connection(request.user_id, spec.name, token, ctx.keyring, account_id, params=values)

@@ -45,7 +45,9 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 DOTTED_PATH_PATTERN = r"^[A-Za-z0-9_$-]{1,64}(\.[A-Za-z0-9_$-]{1,64}){0,7}$"
 QUERY_NAME_PATTERN = r"^[A-Za-z0-9_.~-]{1,64}$"
 SCOPE_PATTERN = r"^[\x21\x23-\x5b\x5d-\x7e]{1,256}$"
-ERROR_CODE_PATTERN = r"^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$"
+# What the connector reads from a provider's error answer (oauth_client.safe_code): anything else
+# there is read as provider_error, so a reauth code outside it could never match.
+ERROR_CODE_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$"
 SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 # What each pattern means, for error messages (a regex is no explanation)
@@ -54,7 +56,8 @@ PATTERN_MEANINGS = {
     DOTTED_PATH_PATTERN: "a dotted path such as authed_user.access_token",
     QUERY_NAME_PATTERN: "a parameter name of letters, digits and _ . ~ - (at most 64)",
     SCOPE_PATTERN: "a scope (printable ASCII without space, quote or backslash; at most 256)",
-    ERROR_CODE_PATTERN: "an OAuth error code (printable ASCII without quote or backslash; at most 64)",
+    ERROR_CODE_PATTERN: "an OAuth error code of letters, digits and _ (at most 64; a provider's code with other "
+                        "characters, or a message, is read as provider_error)",
     HEADER_NAME_PATTERN: "an HTTP header name",
     SINGLE_LINE_PATTERN: "a single line without control characters",
     r"\S": "a non-blank string",

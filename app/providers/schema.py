@@ -164,6 +164,9 @@ class ProviderEntry(_Strict):
                                                              json_schema_extra=_reserved(RESERVED_TOKEN_PARAMS))
     refresh_sends_redirect_uri: bool = _SPEC_DEFAULTS["refresh_sends_redirect_uri"]
     token_response: TokenResponseEntry = TokenResponseEntry()
+    refresh_token_response: TokenResponseEntry | None = Field(
+        None, description="where each value sits in a refresh answer (dotted paths; a key left out is at its own "
+                          "name, not inherited from token_response); default: token_response")
     error_shape: ErrorShapeEntry = ErrorShapeEntry()
     reauth_error_codes: list[ErrorCode] = Field(list(_SPEC_DEFAULTS["reauth_error_codes"]), min_length=1,
                                                 max_length=32)
@@ -209,6 +212,7 @@ class ProviderEntry(_Strict):
             name=name, display_name=self.display_name or name.title(), entry=self, **values,
             params=tuple(param.to_param(key) for key, param in self.params.items()),
             token_response=TokenPaths(**self.token_response.model_dump()),
+            refresh_token_response=TokenPaths(**(self.refresh_token_response or self.token_response).model_dump()),
             error_shape=ErrorShape(**self.error_shape.model_dump()),
             revocation_style=self.effective_revocation_style,
             account_id_source=account.source, account_id_url=account.url,
@@ -218,7 +222,7 @@ class ProviderEntry(_Strict):
 
 # Entry keys that are the spec's field of the same name (a list becomes a tuple, a table sorted pairs).
 _SIMPLE_KEYS = frozenset(ProviderEntry.model_fields) - {"display_name", "params", "token_response", "error_shape",
-                                                        "revocation_style", "account_id"}
+                                                        "refresh_token_response", "revocation_style", "account_id"}
 
 
 def _spec_value(value: object) -> object:

@@ -115,6 +115,9 @@ class ProviderSpec:
     refresh_params: tuple[tuple[str, str], ...] = ()  # extra body parameters on a refresh
     refresh_sends_redirect_uri: bool = False  # GitLab
     token_response: TokenPaths = TokenPaths()
+    # Where the values sit in a refresh answer, when not where the code exchange puts them (Slack's
+    # refresh answers at the top level, its code exchange under authed_user); None: token_response.
+    refresh_token_response: TokenPaths | None = None
     error_shape: ErrorShape = ErrorShape()
     revocation_method: str = "POST"  # POST | DELETE
     # client_secret_basic | client_secret_post | client_id_post | none; default: client_auth
@@ -131,6 +134,10 @@ class ProviderSpec:
     entry: Any = field(default=None, repr=False, compare=False)
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def refresh_paths(self) -> TokenPaths:
+        return self.refresh_token_response or self.token_response
 
     @property
     def needs_discovery(self) -> bool:

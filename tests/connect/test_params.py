@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEvent, Connection, UsedConnectAttempt
+from app.models import AuditEvent, Connection, RevocationTask, UsedConnectAttempt
 from tests.conftest import RETURN_URL, providers_env
 from tests.connect.conftest import connection_rows
 from tests.loopback_recorder import Recorder
@@ -159,3 +159,19 @@ class TestTokenResponseParam:
         recorder.answer("/acme/oauth/tokens", json_body={**TOKEN, "instance_url": instance})
         outcome = _outcome(_callback(connect, _start(connect, subdomain="acme")))
         assert outcome["error"] == "invalid_connection_param" and connection_rows(app) == []
+
+    def test_the_tokens_issued_with_a_hostile_instance_url_are_revoked_at_the_connections_own_url(
+            self, connect, app, recorder):
+        """Only the params validated so far (the subdomain) go with the revocation task."""
+        from app.revocation import retry_revocations
+
+        recorder.answer("/acme/oauth/tokens", json_body={**TOKEN, "instance_url": "https://evil.example"})
+        assert _outcome(_callback(connect, _start(connect, subdomain="acme")))["error"] == "invalid_connection_param"
+        with app.app_context():
+            task = db.session.scalars(select(RevocationTask)).one()
+            assert (task.params, task.token_type_hint) == ({"subdomain": "acme"}, "access_token")
+        recorder.answer("/acme/api/v2/oauth/tokens/current.json", status=204, body="")
+        with app.app_context():
+            assert retry_revocations()["done"] == 1
+        sent = recorder.at("/acme/api/v2/oauth/tokens/current.json")
+        assert [(r.method, r.headers["Authorization"]) for r in sent] == [("DELETE", "Bearer zen-ACCESS")]

@@ -64,6 +64,9 @@ class Revocation:
     token: str = "either"  # which token it takes: refresh | access | either
     ok_status: int = 200
     ok_body: dict | None = None
+    # How it says no (Slack: HTTP 200 {"ok": false, "error": "invalid_auth"}); answered while the
+    # simulator's refuse_revocations is set. None: not modelled.
+    refusal: ErrorAnswer | None = None
 
     def __post_init__(self) -> None:
         assert self.style in REVOCATION_STYLES and self.auth in REVOCATION_AUTH, self

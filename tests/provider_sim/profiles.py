@@ -43,7 +43,10 @@ SLACK_COMMON = dict(
     token_url="https://slack.com/api/oauth.v2.access",
     # auth.revoke takes the token (Web API: Bearer or token=), answers {ok, revoked}
     revocation=Revocation("slack_api", "https://slack.com/api/auth.revoke", token="access",
-                          ok_body={"ok": True, "revoked": True}),
+                          ok_body={"ok": True, "revoked": True},
+                          # Web API errors are HTTP 200 with ok:false (slack-api-ref auth.revoke.json:
+                          # invalid_auth, not_authed, token_revoked): unverified for auth.revoke itself.
+                          refusal=ErrorAnswer(200, {"ok": False, "error": "invalid_auth"})),
     account_ids=("U0USER1",),  # authed_user.id
     client_auth="either",  # Basic preferred; client_id/client_secret params accepted
     pkce="refused",  # a confidential app without PKCE enabled: pkce_not_allowed
@@ -263,7 +266,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
             client_auth="basic", pkce="required",  # confidential clients: Basic; PKCE required
             access_ttl=7200, rotation="rotating",  # observed
             dead_grant=ErrorAnswer(400, {"error": "invalid_request",  # observed
-                                         "error_description": "Value passed for the token was invalid."})),
+                                         "error_description": "Value passed for the token was invalid."}),
+            unverified=("dead_grant",)),  # observed is not documented
     Profile(name="xero",
             authorize_url="https://login.xero.com/identity/connect/authorize",  # [disc]
             token_url="https://identity.xero.com/connect/token",

@@ -55,6 +55,7 @@ class Simulator:
         self.grants: list[Grant] = []
         self._codes: dict[str, PendingCode] = {}
         self.foreign_iss = False  # tests: send another authorization server's iss (a mix-up)
+        self.refuse_revocations = False  # tests: revocation answers the profile's refusal
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler)
@@ -303,6 +304,8 @@ class Simulator:
         rule = self.profile.revocation
         if request.method != rule.method:
             return Response("method not allowed", status=405)
+        if self.refuse_revocations and rule.refusal is not None:
+            return Response(json.dumps(rule.refusal.body), status=rule.refusal.status, mimetype="application/json")
         token = record.sent_token(rule.style)
         if rule.style == "github_grant" and record.path_params.get("client_id") != self.client_id:
             return Response("not found", status=404)

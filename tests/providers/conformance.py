@@ -51,10 +51,11 @@ def simulator_entry(entry: dict, base: str) -> dict:
     return override
 
 
-def providers_file(tmp_path, profile: Profile, sim: Simulator) -> str:
-    """The operator's providers file for this run: the profile's variant overrides (if any), and
-    the entry's URLs on the simulator."""
-    variant = dict(profile.entry_override)
+def providers_file(tmp_path, profile: Profile, sim: Simulator, operator: dict | None = None) -> str:
+    """The operator's providers file for this run: the profile's variant overrides (if any), what
+    the ``operator`` adds (``reauth_error_codes`` for a provider whose dead grant is only observed),
+    and the entry's URLs on the simulator."""
+    variant = {**dict(profile.entry_override), **(operator or {})}
     entry = {**catalog_entry(profile.entry_name), **variant}
     path = tmp_path / "providers.yaml"
     path.write_text(yaml.safe_dump({profile.entry_name: {**variant, **simulator_entry(entry, sim.url)}}))

@@ -14,14 +14,20 @@ import math
 import os
 
 import pytest
+from sqlalchemy import select
 
 from app import clock
+from app.extensions import db
+from app.models import RevocationTask
+from app.oauth_client import error_code
+from app.providers.spec import ProviderSpec, spec_from_mapping
 from tests.conftest import base_env
 from tests.provider_sim.profile import Profile
 from tests.provider_sim.profiles import PROFILES
 from tests.provider_sim.server import Simulator
 from tests.providers.conformance import (
     Lifecycle,
+    catalog_entry,
     check_client_auth,
     check_token_request,
     client_credentials,
@@ -45,10 +51,17 @@ def sim(profile):
 
 
 @pytest.fixture
-def env(sim, profile, tmp_path) -> dict[str, str]:
+def operator_entry() -> dict:
+    """What the operator's providers file adds to the catalog entry (besides the simulator URLs)."""
+    return {}
+
+
+@pytest.fixture
+def env(sim, profile, tmp_path, operator_entry) -> dict[str, str]:
     client_id, secret = client_credentials(profile.entry_name)
     prefix = profile.entry_name.upper()
-    return base_env(CONNECTOR_PROVIDERS_FILE=providers_file(tmp_path, profile, sim), PROVIDER_READ_TIMEOUT="2",
+    return base_env(CONNECTOR_PROVIDERS_FILE=providers_file(tmp_path, profile, sim, operator_entry),
+                    PROVIDER_READ_TIMEOUT="2",
                     **{f"{prefix}_CLIENT_ID": client_id, f"{prefix}_CLIENT_SECRET": secret})
 
 
@@ -67,6 +80,34 @@ def has_refresh_token(profile: Profile) -> bool:
 # and Slack without token rotation do not: their access tokens never expire).
 WITH_REFRESH_TOKENS = pytest.mark.parametrize(
     "profile", sorted(n for n, p in PROFILES.items() if p.issues_refresh_token), indirect=True)
+
+
+def dead_grant_code(spec: ProviderSpec, profile: Profile) -> str | None:
+    """The code the entry reads from the provider's dead-grant answer (through its error_shape)."""
+    return error_code(spec.error_shape, profile.dead_grant.body, profile.dead_grant.status)
+
+
+def catalog_spec(profile: Profile) -> ProviderSpec:
+    return spec_from_mapping(profile.entry_name, {**catalog_entry(profile.entry_name), **dict(profile.entry_override)})
+
+
+def recognises_dead_grant(spec: ProviderSpec, profile: Profile) -> bool:
+    """Whether the entry takes the dead-grant answer for "reconnect". Only an answer the profile marks
+    unverified (observed, not documented) may go unrecognised: the team's rule keeps such facts out
+    of the catalog, and a documented one that is not recognised is a catalog fact to fix."""
+    code = dead_grant_code(spec, profile)
+    recognised = code in spec.reauth_error_codes
+    assert recognised or "dead_grant" in profile.unverified, (
+        f"catalog fact: {profile.name}'s documented dead-grant answer reads as {code!r}, which is not among "
+        f"its reauth_error_codes {list(spec.reauth_error_codes)}")
+    return recognised
+
+
+# Providers whose (observed, unverified) dead-grant answer the catalog deliberately does not take for
+# "reconnect" (X's invalid_request also means a malformed request; Twitch's has no error code at all).
+UNRECOGNISED_DEAD_GRANTS = sorted(
+    name for name, p in PROFILES.items() if p.issues_refresh_token and "dead_grant" in p.unverified
+    and dead_grant_code(catalog_spec(p), p) not in catalog_spec(p).reauth_error_codes)
 
 
 # -- the stages (each test below runs one on SQLite; the last runs them all on PostgreSQL) -------
@@ -171,6 +212,30 @@ def refresh_stage(flow: Lifecycle, sim: Simulator) -> None:
 def dead_grant_stage(flow: Lifecycle, sim: Simulator, profile: Profile) -> None:
     sim.kill_grants()  # the user removed the app at the provider
     flow.expire()
+    if recognises_dead_grant(flow.spec, profile):
+        reconnect_stage(flow, profile)
+    else:
+        retried_with_backoff_stage(flow, sim, profile)
+
+
+def retried_with_backoff_stage(flow: Lifecycle, sim: Simulator, profile: Profile) -> None:
+    """The documented-safe outcome of a refusal the entry does not recognise: the connection is not
+    marked (a malformed-request code must not send users to reconnect), the failure is recorded with
+    a stable code, and the cooldown keeps the next ask from reaching the provider."""
+    code = dead_grant_code(flow.spec, profile)
+    response = flow.token()
+    row = flow.row()
+    assert response.status_code == 503 and "Retry-After" in response.headers, (response.status_code,
+                                                                                 response.get_json())
+    assert (row.status, row.last_error_code, row.failure_count) == ("active", code, 1), (
+        f"status {row.status}, last error {row.last_error_code}, failures {row.failure_count}")
+    assert row.cooldown_until is not None and _seconds_from_now(row.cooldown_until) > 0
+    asked = len(sim.of("refresh"))
+    again = flow.token()
+    assert again.status_code == 503 and len(sim.of("refresh")) == asked, "the cooldown did not hold the refresh back"
+
+
+def reconnect_stage(flow: Lifecycle, profile: Profile) -> None:
     response = flow.token()
     body = response.get_json() or {}
     row = flow.row()
@@ -225,16 +290,68 @@ def test_refresh_stores_what_the_provider_rotates(flow, sim, profile):
 
 
 @SQLITE_ONLY
-@WITH_REFRESH_TOKENS
+@pytest.mark.parametrize("profile", sorted(n for n, p in PROFILES.items() if p.issues_refresh_token
+                                           and n not in UNRECOGNISED_DEAD_GRANTS), indirect=True)
 def test_dead_grant_marks_the_connection_for_reconnect(flow, sim, profile):
     flow.connected()
+    sim.kill_grants()  # the user removed the app at the provider
+    flow.expire()
+    assert recognises_dead_grant(flow.spec, profile)
+    reconnect_stage(flow, profile)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("profile", UNRECOGNISED_DEAD_GRANTS, indirect=True)
+def test_an_unrecognised_dead_grant_is_retried_with_backoff_not_marked(flow, sim, profile):
+    flow.connected()
+    sim.kill_grants()
+    flow.expire()
+    retried_with_backoff_stage(flow, sim, profile)
+
+
+def _operator_reauth_override(name: str) -> dict:
+    """The operator's providers-file line that makes the observed answer mean "reconnect": its code
+    added to reauth_error_codes. Twitch's answer has no code, only a message ("Invalid refresh token"):
+    error_shape.field = "message" cannot help, as a message with spaces is never repeated as a code
+    (oauth_client.safe_code), so the only override is the generic "provider_error", which also turns
+    every other code-less refusal (a wrong client secret) into "reconnect"."""
+    spec = catalog_spec(PROFILES[name])
+    return {"reauth_error_codes": [*spec.reauth_error_codes, dead_grant_code(spec, PROFILES[name])]}
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("profile, operator_entry", [(n, _operator_reauth_override(n))
+                                                     for n in UNRECOGNISED_DEAD_GRANTS], indirect=["profile"],
+                         ids=UNRECOGNISED_DEAD_GRANTS)
+def test_an_operator_override_makes_the_observed_dead_grant_mean_reconnect(flow, sim, profile, operator_entry):
+    assert set(flow.spec.reauth_error_codes) == set(operator_entry["reauth_error_codes"]), "the override was loaded"
+    flow.connected()
     dead_grant_stage(flow, sim, profile)
+    assert flow.row().status == "needs_reauth"
 
 
 @SQLITE_ONLY
 def test_revoke_reaches_the_provider_in_its_style(flow, sim, profile):
     flow.connected()
     revoke_stage(flow, sim, profile)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("profile", sorted(n for n, p in PROFILES.items() if p.revocation and p.revocation.refusal),
+                         indirect=True)
+def test_a_refused_revocation_is_not_counted_done(flow, sim, profile):
+    """The provider's "no" in its own shape (Slack: HTTP 200 {"ok": false}) leaves the revocation
+    pending with the provider's code, to be retried; the grant is still alive at the provider."""
+    flow.connected()
+    sim.refuse_revocations = True
+    response = flow.revoke()
+    assert response.status_code == 200 and response.get_json()["remote_revocation"] == "pending", (
+        response.get_json(), flow.trace())
+    assert len(sim.of("revoke")) == 1 and sim.grant_alive()
+    refusal = profile.revocation.refusal
+    with flow.app.app_context():
+        tasks = db.session.scalars(select(RevocationTask)).all()
+        assert [t.last_error for t in tasks] == [error_code(flow.spec.error_shape, refusal.body, refusal.status)]
 
 
 @POSTGRESQL_ONLY

@@ -79,6 +79,9 @@ def test_token_response_paths_are_dotted_paths(path):
     ("scopes", [""], "must be a scope"),
     ("reauth_error_codes", [], "at least 1 item"),
     ("reauth_error_codes", ['bad"code'], "must be an OAuth error code"),
+    # Twitch's message: never read as a code (oauth_client.safe_code), so it could never match
+    ("reauth_error_codes", ["Invalid refresh token"], "must be an OAuth error code"),
+    ("reauth_error_codes", ["invalid-grant"], "must be an OAuth error code"),
     ("error_shape", {"field": "a..b"}, "must be a dotted path"),
     ("error_shape", {"on_http_200": "yes"}, "valid boolean"),
     ("refresh_token_idle_lifetime", 0, "greater than 0"),

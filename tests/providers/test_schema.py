@@ -118,6 +118,26 @@ def test_defaults_are_the_specs_defaults():
     assert (spec.scope_param, spec.token_body_format, spec.account_id_source) == ("scope", "form", "none")
 
 
+def test_refresh_token_response_defaults_to_token_response():
+    nested = {"access_token": "authed_user.access_token", "expires_in": "authed_user.expires_in"}
+    spec = spec_from_mapping("p", {**BASE, "token_response": nested})
+    assert spec.refresh_paths == spec.token_response == TokenPaths(**nested)
+
+
+def test_refresh_token_response_is_its_own_paths_with_no_key_inherited():
+    spec = spec_from_mapping("p", {**BASE, "token_response": {"access_token": "authed_user.access_token",
+                                                              "scope": "authed_user.scope"},
+                                   "refresh_token_response": {"access_token": "data.token"}})
+    assert spec.token_response.access_token == "authed_user.access_token"
+    assert spec.refresh_paths == TokenPaths(access_token="data.token")  # scope at "scope", not authed_user.scope
+
+
+def test_the_catalogs_slack_refresh_answer_is_read_at_the_top_level():
+    slack = load_specs(None)["slack"]
+    assert slack.token_response.refresh_token == "authed_user.refresh_token"
+    assert slack.refresh_paths == TokenPaths()
+
+
 @pytest.mark.parametrize("key", ["client_id", "client_secret"])
 def test_credentials_in_an_entry_are_refused(key):
     with pytest.raises(SpecError, match=f"{key}: credentials are never read from files"):
@@ -171,6 +191,9 @@ def test_exported_schema_accepts_the_catalog_and_sample_files(validator, tmp_pat
     {**BASE, "params": {"sub": {"source": "connect"}}},
     {**BASE, "revocation_style": "maybe"},
     {**BASE, "token_response": {"access_token": "a..b"}},
+    {**BASE, "refresh_token_response": {"access_token": "a..b"}},
+    {**BASE, "refresh_token_response": {"colour": "blue"}},
+    {**BASE, "refresh_token_response": "access_token"},
     {**BASE, "scopes": ["a b"]},
     {**BASE, "extra_authorize_params": {"state": 1}},
 ])
