@@ -67,7 +67,8 @@ PROVIDER_SCOPES = ["openid", "profile", "offline_access", "api:read"]
 # (incremental authorization, tests/e2e/test_scopes.py).
 SCOPED_PROVIDER_NAME = "acme_scoped"
 SCOPED_PROVIDER_SCOPES = ["openid", "offline_access"]
-SCOPED_PROVIDER_ALLOWED = ["profile", "email", "api:read"]
+# The entry schema wants the default scopes among the allowed ones.
+SCOPED_PROVIDER_ALLOWED = [*SCOPED_PROVIDER_SCOPES, "profile", "email", "api:read"]
 # The same again, declaring what oidc-provider does: revoking any token of a grant ends the grant, and
 # a second authorization in the same browser session extends the grant it already made.
 SCOPED_GRANT_PROVIDER_NAME = "acme_scoped_grant"
