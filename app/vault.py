@@ -405,6 +405,11 @@ class Claimed(NamedTuple):
     failure_count: int | None
     connected_at: datetime | None
     refresh_token_expires_at: datetime | None
+    params: dict | None  # the connection's per-connection parameters (templated provider URLs)
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split() if self.scopes else []
 
     def aad(self, field: str) -> bytes:
         return associated_data("connection", self.id, self.user_id, self.provider, field)
@@ -433,18 +438,20 @@ def refresh_claimed_row(claimed: Claimed, owner: str, leased_at: float) -> str:
         refresh_token = rt.keyring.decrypt(claimed.refresh_token_enc, claimed.aad("refresh_token"))
     except (UnknownProvider, DecryptionError):
         return refresh_claimed(claimed.id, owner)  # parks the row in the longest cooldown
-    scopes = tuple(claimed.scopes.split()) if claimed.scopes else ()
+    params = dict(claimed.params or {})
     try:
         refresh_stats.start(claimed.provider)
         with metrics.refresh_timer(claimed.provider):
-            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=scopes, timeout=rt.timeout)
+            token = oauth_client.refresh(spec, refresh_token=refresh_token, scopes=tuple(claimed.scope_list),
+                                         timeout=rt.timeout, params=params,
+                                         redirect_uri=rt.connect.redirect_uri_for(spec.name))
     except (ProviderError, ProviderUnavailable) as exc:
         return _claimed_failed(rt, claimed, owner, exc)
     except BaseException:
         _release_quietly(claimed.id, owner)
         raise
     try:
-        _store(rt, claimed, owner, token, claimed.refresh_token_enc, refresh_token,
+        _store(rt, claimed, owner, token, claimed.refresh_token_enc, refresh_token, params,
                stop=lease_end + settings.store_deadline)
     except ReauthorizationRequired:
         return "needs_reauth"
