@@ -141,22 +141,27 @@ def test_teardown_failure_never_replaces_a_finished_response(pg_behind_proxy, jw
 
 
 def test_sqlite_write_lock_held_by_another_process_is_503_and_released_recovers(jwks, auth0, tmp_path):
+    """A request that writes meets another process's write lock: 503, then it works once released.
+    /connect/start writes nothing, so it goes on working under the lock; a callback writes (its
+    rejection is audited)."""
     path = tmp_path / "connector.db"
     url = f"sqlite:///{path}"
     flask_db_upgrade(base_env(DATABASE_URL=url))
     form = {"access_token": auth0.token("auth0|alice"), "provider": "github", "return_to": RETURN_URL}
+    callback = "/connect/callback/github?state=forged&code=x"
     with Gunicorn(service_env(jwks, url), tmp_path / "gunicorn.log", args=("--workers", "1", "--threads", "2")) as svc:
         holder = sqlite3.connect(path, isolation_level=None, timeout=0)
         try:
             holder.execute("BEGIN IMMEDIATE")  # another process's write lock, held past busy_timeout
-            response = svc.request("POST", "/connect/start", headers={"Origin": APP_ORIGIN,
-                                                                     "Accept": "application/json"},
-                                   data=form, allow_redirects=False, timeout=60)
+            response = svc.request("POST", "/connect/start", headers={"Origin": APP_ORIGIN}, data=form,
+                                   allow_redirects=False, timeout=60)
+            assert response.status_code == 303  # nothing to write
+            response = svc.request("GET", callback, headers={"Accept": "application/json"},
+                                   allow_redirects=False, timeout=60)
             assert_database_503(response)
         finally:
             holder.execute("ROLLBACK")
             holder.close()
-        response = svc.request("POST", "/connect/start", headers={"Origin": APP_ORIGIN}, data=form,
-                               allow_redirects=False)
-        assert response.status_code == 303
+        response = svc.request("GET", callback, headers={"Accept": "application/json"}, allow_redirects=False)
+        assert response.status_code == 400, response.text[:300]
     assert "Traceback" not in svc.log()
