@@ -33,3 +33,9 @@ def test_a_signed_in_console_session_survives_the_cached_serializer(client, app)
         session["probe"] = "kept"
     with client.session_transaction() as session:
         assert session["probe"] == "kept"
+
+
+def test_a_request_without_cookies_gets_an_empty_session_and_sets_none(client):
+    response = client.get("/healthz", headers={})
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers and "Cookie" not in response.headers.get("Vary", "")
