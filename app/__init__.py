@@ -28,6 +28,9 @@ FORM_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 OPAQUE_BODY_BLUEPRINTS = frozenset({"proxy"})
 # What Werkzeug parses into ``request.form`` (werkzeug.formparser.FormDataParser.parse).
 FORM_MIMETYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded", "application/x-url-encoded"})
+# Every response carries these unless it sets its own: (lower-cased name, name, value).
+SECURITY_HEADERS = tuple((name.lower(), name, value) for name, value in (
+    ("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"), ("X-Content-Type-Options", "nosniff")))
 
 
 def _has_control_characters(pattern: re.Pattern, fields) -> bool:
@@ -114,11 +117,15 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     access.init_app(app)  # after the control-character check; refuses API views that declare no access
 
-    @app.after_request
-    def security_headers(response: Response) -> Response:
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
-
+    app.after_request(security_headers)
     return app
+
+
+def security_headers(response: Response) -> Response:
+    """After every request: the headers of ``SECURITY_HEADERS`` that the response does not set itself."""
+    headers = response.headers
+    present = {key.lower() for key in headers.keys()}  # one pass (each setdefault would scan them all)
+    for lowered, name, value in SECURITY_HEADERS:
+        if lowered not in present:
+            headers.add(name, value)
+    return response

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from . import clock
 from .crypto import Keyring
+from .db_read import read_one
 from .errors import DecryptionError
 from .extensions import db
 from .models import ACTIVE, REVOKED, Connection, new_id
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 # Each failed attempt means another writer changed the row in between; a handful is plenty.
 REPLACE_ATTEMPTS = 5
+# Built once: a start runs it through Core (app.db_read), no ORM session, no statement built per call.
+_CONNECTIONS = Connection.__table__.c
+GRANTED_SCOPES = select(_CONNECTIONS.scopes, _CONNECTIONS.status).where(
+    _CONNECTIONS.user_id == bindparam("user_id"), _CONNECTIONS.provider == bindparam("provider"))
 
 
 def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring: Keyring,
@@ -61,10 +66,7 @@ def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring
 def granted_scopes(user_id: str, provider: str) -> tuple[str, ...]:
     """The scopes the user's connection to ``provider`` holds, which a new connect asks for again so a
     reconnect never loses one; none for a connection the user disconnected (or none at all)."""
-    row = db.session.execute(
-        select(Connection.scopes, Connection.status)
-        .where(Connection.user_id == user_id, Connection.provider == provider)
-    ).first()
+    row = read_one(GRANTED_SCOPES, {"user_id": user_id, "provider": provider})  # one indexed SELECT, as committed
     if row is None or row.status == REVOKED or not row.scopes:
         return ()
     return tuple(row.scopes.split())

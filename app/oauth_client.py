@@ -14,14 +14,13 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from authlib.common.urls import url_decode
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from . import clock, http
@@ -186,10 +185,14 @@ def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_ver
         query.update(code_challenge=create_s256_code_challenge(code_verifier), code_challenge_method="S256")
     if nonce:
         query["nonce"] = nonce
-    # What OAuth2Session.create_authorization_url ends in, without building a requests session per start.
-    response_type = query.pop("response_type", "code")
-    return prepare_grant_uri(templates.url(spec, spec.authorize_url, params), client_id=spec.client_id,
-                             response_type=response_type, redirect_uri=redirect_uri, state=state, **query)
+    # RFC 6749 §4.1.1: the parameters added to the endpoint's own query, form-encoded (what Authlib's
+    # prepare_grant_uri does, in one urlencode instead of its per-value conversions and re-parsing).
+    pairs = [("response_type", query.pop("response_type", "code")), ("client_id", spec.client_id),
+             ("redirect_uri", redirect_uri), ("state", state), *query.items()]
+    endpoint = urlsplit(templates.url(spec, spec.authorize_url, params))
+    if endpoint.query:
+        pairs[:0] = parse_qsl(endpoint.query, keep_blank_values=True)
+    return urlunsplit(endpoint._replace(query=urlencode(pairs)))
 
 
 def _call(action, spec: ProviderSpec) -> dict:

@@ -10,6 +10,7 @@ from ..extensions import csrf, login_manager
 from ..web_errors import problem
 from . import auth, dashboard, event_views, views  # noqa: F401  (routes register on the blueprint)
 from .blueprint import bp
+from .session_cookie import SessionCookieInterface
 from .sessions import load_session
 
 
@@ -26,6 +27,7 @@ def init_app(app: Flask, *, secure_cookies: bool, timeout: tuple[float, float]) 
         # /connect/start its own Origin check, so nothing else should demand a form token.
         WTF_CSRF_CHECK_DEFAULT=False,
     )
+    app.session_interface = SessionCookieInterface()  # its serializer made once, not per request
     csrf.init_app(app)
     login_manager.init_app(app)
     # Flask-Login reads the session after every request for its remember cookie (unused here): that

@@ -6,6 +6,7 @@ the standard library's; nothing is decided by string prefix.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -14,6 +15,7 @@ from ..errors import ReturnUrlRejected
 
 MAX_LENGTH = 2048
 DEFAULT_PORTS = {"http": 80, "https": 443}
+WHITESPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ def _split(url: str) -> SplitResult:
     """Parse and apply every rule that does not depend on the allowlist."""
     if len(url) > MAX_LENGTH:
         raise ReturnUrlRejected(f"return URL is longer than {MAX_LENGTH} characters")
-    if any(ord(ch) <= 32 or ord(ch) == 127 for ch in url):
+    if WHITESPACE_OR_CONTROL.search(url):
         raise ReturnUrlRejected("return URL contains whitespace or control characters")
     if not url.isascii():
         raise ReturnUrlRejected("return URL must be ASCII (percent-encode other characters)")
@@ -86,10 +88,11 @@ class ReturnUrlPolicy:
             self._allowed.append(_Allowed(scheme, parts.hostname, _port(parts), parts.path.rstrip("/")))
         if not self._allowed:
             raise ValueError("at least one allowed return URL is required")
+        self._origins = frozenset(entry.origin for entry in self._allowed)
 
     @property
     def origins(self) -> frozenset[str]:
-        return frozenset(entry.origin for entry in self._allowed)
+        return self._origins
 
     def check(self, url: str | None) -> str:
         """Return ``url`` unchanged if allowed, else raise ``ReturnUrlRejected``."""

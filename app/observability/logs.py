@@ -15,10 +15,13 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Callable
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from flask.logging import default_handler
 from pythonjsonlogger.json import JsonFormatter
+
+from .metrics import provider_label
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
@@ -114,26 +117,31 @@ def gunicorn_logconfig(fmt: str = "text") -> dict:
     }
 
 
-def _assign_request_id() -> None:
-    presented = request.headers.get(REQUEST_ID_HEADER, "")
-    trusted = current_app.config.get("TRUSTED_PROXY_HOPS", 0) > 0
-    g.request_id = presented if trusted and REQUEST_ID_RE.fullmatch(presented) else uuid.uuid4().hex
-    view_args = request.view_args or {}
-    # Route parameters that are known by now (a provider name is only recorded once it is configured).
-    from .metrics import provider_label
+def _request_id_hook(trusted: bool) -> Callable[[], None]:
+    """The before-request hook that assigns the request id; ``trusted``: a trusted proxy may set it
+    (decided once, when the app is made, as ``ProxyFix`` is)."""
 
-    if provider_label(view_args.get("provider")) != "other":
-        set_log_context(provider=view_args["provider"])
+    def assign_request_id() -> None:
+        presented = request.headers.get(REQUEST_ID_HEADER) if trusted else None
+        g.request_id = presented if presented and REQUEST_ID_RE.fullmatch(presented) else uuid.uuid4().hex
+        # Route parameters that are known by now (a provider name is only recorded once it is configured).
+        provider = (request.view_args or {}).get("provider")
+        if provider is not None and provider_label(provider) != "other":
+            set_log_context(provider=provider)
+
+    return assign_request_id
 
 
 def _return_request_id(response: Response) -> Response:
-    if g.get("request_id"):
-        response.headers[REQUEST_ID_HEADER] = g.request_id
+    request_id = g.get("request_id")
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
     return response
 
 
 def init_app(app: Flask) -> None:
-    app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
+    trusted = app.config.get("TRUSTED_PROXY_HOPS", 0) > 0
+    app.before_request_funcs.setdefault(None, []).insert(0, _request_id_hook(trusted))
     app.after_request(_return_request_id)
     if not app.testing:  # tests attach their own handlers (caplog); a process configures once
         configure_logging(app.config.get("LOG_FORMAT", "text"))

@@ -160,13 +160,29 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
+# (endpoint, method label, status) -> the counter's and the histogram's children, looked up once each
+# (labels() takes a lock and checks its values on every call). Bounded like the labels themselves:
+# endpoints are the app's, methods are METHODS or "other", statuses are integers below 1000.
+_request_children: dict[tuple[str, str, int], tuple] = {}
+
+
+def _children(endpoint: str, method: str, status: int) -> tuple:
+    key = (endpoint, method, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = _request_children.setdefault(
+            key, (HTTP_REQUESTS.labels(endpoint, method, str(status)), HTTP_DURATION.labels(endpoint)))
+    return children
+
+
 def _count_request(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     endpoint = request.endpoint or "unmatched"  # a 404 has no endpoint: never the raw path
-    method = request.method if request.method in METHODS else "other"
-    HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+    method = request.method
+    requests, duration = _children(endpoint, method if method in METHODS else "other", response.status_code)
+    requests.inc()
     if started is not None:
-        HTTP_DURATION.labels(endpoint).observe(time.perf_counter() - started)
+        duration.observe(time.perf_counter() - started)
     return response
 
 

@@ -220,3 +220,19 @@ def test_a_refresh_dropped_by_a_revocation_counts_as_lost_lease(app, stub, scrap
         sample(before, "connector_refreshes_total", provider="stub", outcome="lost_lease") + 1
     assert sample(after, "connector_refreshes_total", provider="stub", outcome="ok") == \
         sample(before, "connector_refreshes_total", provider="stub", outcome="ok")
+
+
+def test_unknown_methods_are_counted_as_other_and_add_no_series_per_method(client, scrape):
+    """Each (endpoint, method, status) looks up its counter once; a client inventing methods adds one
+    ``other`` series, not one per method (the lookup cache is bounded like the labels)."""
+    from app.observability import metrics
+
+    client.open("/healthz", method="FOO0")
+    before, cached = scrape(), len(metrics._request_children)
+    statuses = {client.open("/healthz", method=f"FOO{n}").status_code for n in range(1, 6)}
+    after = scrape()
+    assert statuses == {405}
+    assert len(metrics._request_children) <= cached + 1  # at most the scrape's own series
+    assert sample(after, "connector_http_requests_total", endpoint="unmatched", method="other", status="405") == \
+        sample(before, "connector_http_requests_total", endpoint="unmatched", method="other", status="405") + 5
+    assert not any(value.startswith("FOO") for (_name, labels) in after for _key, value in labels)
