@@ -192,3 +192,13 @@ def make_connection(app, user_id: str = "auth0|alice", provider: str = "spotify"
                                        params=params)
         db.session.commit()
         return connection.id
+
+
+@pytest.fixture
+def recorder():
+    """A loopback HTTP server that records each request and answers what a test scripts
+    (tests/loopback_recorder.py)."""
+    from tests.loopback_recorder import Recorder
+
+    with Recorder() as server:
+        yield server

@@ -231,16 +231,9 @@ def test_pkce_verifier_is_one_secrets_call_and_within_rfc_7636(monkeypatch):
 
 from app.providers.spec import ConnectionParam, ErrorShape, ProviderSpec, TokenPaths  # noqa: E402
 from app.providers.templates import InvalidConnectionParam  # noqa: E402
-from tests.loopback_recorder import Recorder  # noqa: E402
 
 REDIRECT = "https://connector.test/connect/callback/p"
 TOKEN_OK = {"access_token": "a-1", "refresh_token": "r-1", "expires_in": 60, "token_type": "Bearer"}
-
-
-@pytest.fixture
-def recorder():
-    with Recorder() as server:
-        yield server
 
 
 def _spec(base: str, **values) -> ProviderSpec:

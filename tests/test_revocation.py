@@ -364,15 +364,8 @@ def test_remote_revocation_uses_the_one_http_client(app):
 from app.providers.spec import ErrorShape, ProviderSpec  # noqa: E402
 from app.revocation import revoke_remote  # noqa: E402
 from tests.conftest import providers_env  # noqa: E402
-from tests.loopback_recorder import Recorder  # noqa: E402
 
 BASIC = "Basic " + base64.b64encode(b"cid:csecret").decode()
-
-
-@pytest.fixture
-def recorder():
-    with Recorder() as server:
-        yield server
 
 
 def _revoke_at(recorder, path="/revoke", token="tok-1", hint="refresh_token", params=None, **values):

@@ -385,13 +385,6 @@ class TestTemplatedProvider:
     """Refresh at the connection's own token URL, with the entry's quirks."""
 
     @pytest.fixture
-    def recorder(self):
-        from tests.loopback_recorder import Recorder
-
-        with Recorder() as server:
-            yield server
-
-    @pytest.fixture
     def env(self, recorder, tmp_path):
         from tests.conftest import providers_env
         from tests.zen_provider import CREDENTIALS, zen_toml

@@ -12,17 +12,10 @@ from app.extensions import db
 from app.models import AuditEvent, Connection, RevocationTask, UsedConnectAttempt
 from tests.conftest import RETURN_URL, providers_env
 from tests.connect.conftest import connection_rows
-from tests.loopback_recorder import Recorder
 from tests.zen_provider import CREDENTIALS, zen_toml
 
 HOSTILE = ["evil.com/", "evil.com", "acme/../../x", "ACME", "a" * 64, "acme\n", "acme%2f", "-acme", "acme?x=1"]
 TOKEN = {"access_token": "zen-ACCESS", "refresh_token": "zen-REFRESH", "expires_in": 3600, "token_type": "Bearer"}
-
-
-@pytest.fixture
-def recorder():
-    with Recorder() as server:
-        yield server
 
 
 @pytest.fixture

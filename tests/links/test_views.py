@@ -179,13 +179,6 @@ class TestTemplatedProvider:
     """A reconnect link goes back to the tenant the connection was made with."""
 
     @pytest.fixture
-    def recorder(self):
-        from tests.loopback_recorder import Recorder
-
-        with Recorder() as server:
-            yield server
-
-    @pytest.fixture
     def env(self, recorder, tmp_path):
         from tests.conftest import providers_env
         from tests.links.conftest import ADMIN_CLIENT_ID
