@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import load_config
 
 from . import log_redaction, web_errors
+from .application import ConnectorFlask
 from .errors import InvalidRequest
 from .extensions import db, migrate
 from .request_body import BoundedRequest
@@ -28,6 +29,8 @@ FORM_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 OPAQUE_BODY_BLUEPRINTS = frozenset({"proxy"})
 # What Werkzeug parses into ``request.form`` (werkzeug.formparser.FormDataParser.parse).
 FORM_MIMETYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded", "application/x-url-encoded"})
+# The API paths a browser (the SPA) may call cross-origin: every /api/ path but the machine endpoints'.
+SPA_API_PATHS = r"/api/(?!users(?:/|$)|events(?:/|$))"
 # Every response carries these unless it sets its own: (lower-cased name, name, value).
 SECURITY_HEADERS = tuple((name.lower(), name, value) for name, value in (
     ("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"), ("X-Content-Type-Options", "nosniff")))
@@ -39,7 +42,8 @@ def _has_control_characters(pattern: re.Pattern, fields) -> bool:
 
 def refuse_control_characters() -> None:
     """Before every request: refuse control characters in the decoded path, query or form fields."""
-    if CONTROL_CHARACTERS.search(request.path) or _has_control_characters(CONTROL_CHARACTERS, request.args):
+    if CONTROL_CHARACTERS.search(request.path) or (
+            request.query_string and _has_control_characters(CONTROL_CHARACTERS, request.args)):
         raise InvalidRequest("the URL contains a NUL or other control character")
     if request.blueprint in OPAQUE_BODY_BLUEPRINTS or request.mimetype not in FORM_MIMETYPES:
         return  # a body of any other type is not parsed as a form: no fields (and no stream) to look at
@@ -49,7 +53,7 @@ def refuse_control_characters() -> None:
 
 def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None = None) -> Flask:
     """Build the app from ``env`` (default: the process environment); ``test_config`` overrides."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = ConnectorFlask(__name__, instance_relative_config=True)
     app.request_class = BoundedRequest  # a body past max_content_length is 413 whatever its framing
     testing = bool(test_config and test_config.get("TESTING"))
     app.config.update(load_config(env, testing=testing))
@@ -81,8 +85,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     for blueprint in (health_bp, connect_bp, api_bp, machine_bp, proxy_bp, events_bp):
         app.register_blueprint(blueprint)
-    # The SPA calls the JSON API from its own origin with a bearer token (never cookies).
-    CORS(app, resources={r"/api/*": {"origins": sorted(app.extensions["connector"].return_urls.origins)}},
+    # The SPA calls the JSON API from its own origin with a bearer token (never cookies). The machine
+    # endpoints (/api/users/..., /api/events) serve jobs, never a browser: no CORS headers there.
+    CORS(app, resources={SPA_API_PATHS: {"origins": sorted(app.extensions["connector"].return_urls.origins)}},
          supports_credentials=False, allow_headers=["Authorization", "Content-Type", "Accept"],
          expose_headers=["Retry-After", "ETag", "Link", "Connector-Upstream"], max_age=600)
     from . import admin

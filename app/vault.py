@@ -152,6 +152,11 @@ def _capped(connection, min_ttl: timedelta) -> timedelta:
     return min(min_ttl, (expires - issued) / 2)
 
 
+# Decrypted access tokens kept per process, keyed by the row's ciphertext (``_opened``): a job asking for
+# the same connection's token again skips AES-GCM; nothing in it outlives a change of the row.
+OPENED_TOKENS = 1024
+
+
 @lru_cache(maxsize=4096)
 def _access_token_aad(connection_id: str, user_id: str, provider: str) -> bytes:
     """The access token's associated data (a row's identity, no secret), encoded once per row."""
@@ -160,10 +165,21 @@ def _access_token_aad(connection_id: str, user_id: str, provider: str) -> bytes:
 
 def _access_token(rt: Runtime, connection) -> AccessToken:
     """The access token of ``connection`` (a ``Connection`` or a row of ``CACHED_READ``), decrypted."""
-    token = rt.keyring.decrypt(connection.access_token_enc,
-                               _access_token_aad(connection.id, connection.user_id, connection.provider))
-    return AccessToken(token, connection.token_type or "Bearer", connection.access_token_expires_at,
-                       tuple(connection.scopes.split()) if connection.scopes else ())
+    return _opened(rt.keyring, connection.access_token_enc, connection.id, connection.user_id, connection.provider,
+                   connection.token_type, connection.access_token_expires_at, connection.scopes)
+
+
+@lru_cache(maxsize=OPENED_TOKENS)
+def _opened(keyring, access_token_enc: str, connection_id: str, user_id: str, provider: str, token_type: str | None,
+            expires_at: datetime | None, granted: str | None) -> AccessToken:
+    """The ``AccessToken`` a row's columns make, decrypted once per distinct ciphertext and columns.
+
+    The row is read from the database on every call and these are its current values, so a refreshed,
+    revoked or re-encrypted token (a new ciphertext) or changed columns are a new key: nothing here can
+    answer for a row that changed. Only what the row was just read to hold is answered; a ciphertext
+    that does not open raises (and is not kept)."""
+    token = keyring.decrypt(access_token_enc, _access_token_aad(connection_id, user_id, provider))
+    return AccessToken(token, token_type or "Bearer", expires_at, tuple(granted.split()) if granted else ())
 
 
 def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
@@ -299,6 +315,8 @@ def get_access_token(user_id: str, provider: str, *, min_ttl: float | None = Non
 
 
 def _require_scopes(provider: str, granted, required: tuple[str, ...]) -> None:
+    if not required:
+        return
     lacking = scopes.missing(granted, required)
     if lacking:
         raise MissingScopes(f"the {provider!r} connection was not granted {' '.join(lacking)}; the user must "

@@ -56,3 +56,24 @@ def test_cors_preflight_needs_no_token(client):
         "Access-Control-Request-Headers": "Authorization"})
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.test"
+
+
+@pytest.mark.parametrize("path", ["/api/users/auth0%7Cu/connections/stub/token", "/api/users/auth0%7Cu/connections",
+                                  "/api/events"])
+def test_machine_endpoints_answer_no_cors_request(app, client, path):
+    """Jobs and Actions call them from servers: a page on the SPA's origin gets no CORS grant."""
+    preflight = client.options(path, headers={
+        "Origin": "https://app.test", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    response = client.get(path, headers={"Origin": "https://app.test"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/api/connections", "/api/providers", "/api/openapi.json",
+                                  "/api/proxy/stub/anything"])
+def test_spa_endpoints_answer_cors_from_the_spa_origin(client, path):
+    preflight = client.options(path, headers={
+        "Origin": "https://app.test", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "Authorization"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.test"
