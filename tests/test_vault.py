@@ -443,7 +443,7 @@ def test_a_cached_token_is_one_select_without_the_session(app, user_id):
 
 
 def test_a_revoked_connection_is_refused_at_the_next_read(app, user_id):
-    """No copy of the token is kept in the process: the next read sees the revoked row."""
+    """The decrypted token a process keeps is keyed by the row's ciphertext: the next read sees the revoked row."""
     make_connection(app, user_id, "spotify", expires_in=3600)
     with app.app_context():
         assert get_access_token(user_id, "spotify").token == "access-0"
@@ -452,3 +452,32 @@ def test_a_revoked_connection_is_refused_at_the_next_read(app, user_id):
         db.session.commit()
         with pytest.raises(ReauthorizationRequired):
             get_access_token(user_id, "spotify")
+
+
+def test_a_token_replaced_in_the_row_is_answered_at_the_next_read(app, user_id):
+    """The row is read on every call; a new ciphertext (refresh, reconnect, key rotation) is a new answer."""
+    make_connection(app, user_id, "spotify", access="first-access", expires_in=3600)
+    with app.app_context():
+        assert get_access_token(user_id, "spotify").token == "first-access"
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        row.access_token_enc = app.extensions["connector"].keyring.encrypt("second-access", row.aad("access_token"))
+        db.session.commit()
+        assert get_access_token(user_id, "spotify").token == "second-access"
+        row.scopes = "read write"
+        db.session.commit()
+        assert get_access_token(user_id, "spotify").scopes == ("read", "write")
+
+
+def test_a_ciphertext_that_does_not_open_is_refused_every_time(app, user_id):
+    """A failed decryption is not remembered as an answer: each read tries, and fails, again."""
+    from app.errors import DecryptionError
+
+    make_connection(app, user_id, "spotify", expires_in=3600)
+    with app.app_context():
+        row = db.session.scalars(select(Connection).where(Connection.user_id == user_id)).one()
+        # another row's ciphertext: a valid token, but its associated data names another connection
+        row.access_token_enc = app.extensions["connector"].keyring.encrypt("x", b"another-row")
+        db.session.commit()
+        for _ in range(2):
+            with pytest.raises(DecryptionError):
+                get_access_token(user_id, "spotify")
