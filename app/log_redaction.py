@@ -19,7 +19,10 @@ class RedactQueryStrings(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "?" in message:
-            record.msg, record.args = QUERY_RE.sub("?[redacted]", message), ()
+            message = QUERY_RE.sub("?[redacted]", message)
+        # The message as read here is the one printed: the handler's formatter does not format it again
+        # (gunicorn's access line is one ``%`` substitution of some twenty fields per request).
+        record.msg, record.args = message, ()
         return True
 
 

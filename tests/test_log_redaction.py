@@ -32,3 +32,15 @@ def test_lines_without_a_query_are_untouched(caplog):
     with caplog.at_level(logging.INFO, logger="werkzeug"):
         logging.getLogger("werkzeug").info('"%s %s %s" %s', "GET", "/healthz", "HTTP/1.1", 200)
     assert '"GET /healthz HTTP/1.1" 200' in caplog.text
+
+
+def test_a_line_is_formatted_once_and_a_literal_percent_survives(caplog):
+    """gunicorn logs its access line as a format and a dict of fields; the printed line is that
+    substitution, made once (a path's own ``%`` is not read as a format again)."""
+    log_redaction.install()
+    fields = {"h": "127.0.0.1", "U": "/api/proxy/stub/100%25done", "s": "200"}
+    with caplog.at_level(logging.INFO, logger="gunicorn.access"):
+        logging.getLogger("gunicorn.access").info('%(h)s "%(U)s" %(s)s', fields)
+    record = caplog.records[-1]
+    assert record.args == () and record.getMessage() == '127.0.0.1 "/api/proxy/stub/100%25done" 200'
+    assert '127.0.0.1 "/api/proxy/stub/100%25done" 200' in caplog.text
