@@ -337,9 +337,10 @@ def load_config(env: Mapping[str, str] | None = None, *, testing: bool = False) 
         **links,
         **webhooks,
         **observability,
-        # No ciphertext in logs. No pre-ping (a round trip per checkout): a connection found dead by its
-        # statement invalidates the pool (every older connection is replaced at its next checkout), and
-        # the hot reads retry once on a fresh connection (app.db_read); elsewhere that request is a 503.
+        # No ciphertext in logs. No pre-ping (a round trip per checkout): a connection the server closed
+        # is replaced at checkout (app.db_liveness, no round trip); one found dead by its statement
+        # invalidates the pool (every older connection is replaced at its next checkout), and the hot
+        # reads retry once on a fresh connection (app.db_read); elsewhere that request is a 503.
         "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
     }
 

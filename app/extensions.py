@@ -10,6 +10,8 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
+from . import db_liveness  # noqa: F401 (registers the pool's checkout check)
+
 
 class Base(DeclarativeBase):
     # Named constraints so Alembic migrations are stable on every database.
