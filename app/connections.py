@@ -65,7 +65,12 @@ def upsert_connection(user_id: str, provider: str, token: TokenResponse, keyring
 
 def granted_scopes(user_id: str, provider: str) -> tuple[str, ...]:
     """The scopes the user's connection to ``provider`` holds, which a new connect asks for again so a
-    reconnect never loses one; none for a connection the user disconnected (or none at all)."""
+    reconnect never loses one; none for a connection the user disconnected (or none at all).
+
+    Every start reads them, a first connect too: nothing short of the row can tell them apart from the
+    entry's defaults. A connection holds what its connect asked for (any scope when the entry lists no
+    ``allowed_scopes``), the defaults of the day it connected (the operator may have changed them since),
+    or what the provider reported granting, which can include earlier grants (Google's incremental authorization)."""
     row = read_one(GRANTED_SCOPES, {"user_id": user_id, "provider": provider})  # one indexed SELECT, as committed
     if row is None or row.status == REVOKED or not row.scopes:
         return ()

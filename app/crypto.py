@@ -16,11 +16,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .errors import DecryptionError
 
 NONCE_BYTES = 12
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=...) builds one per call
 
 
 def associated_data(*parts: str) -> bytes:
     """Unambiguous encoding of the row identity (JSON, so separators cannot collide)."""
-    return json.dumps(list(parts), separators=(",", ":")).encode()
+    return COMPACT_JSON.encode(list(parts)).encode()
 
 
 class Keyring:

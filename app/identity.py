@@ -88,7 +88,10 @@ def json_segment(segment: str, what: str) -> dict:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_finite, parse_constant=_no_constant)
     except (binascii.Error, ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidToken(f"token {what} is not valid JSON") from None
-    if not isinstance(value, dict) or not _nesting_ok(value):
+    # A value cannot nest deeper than the text has "{" and "[" (those in strings only add to the count),
+    # so the walk is needed only for a text with more than MAX_NESTING of them; a token has a handful.
+    few_containers = text.count("{") + text.count("[") <= MAX_NESTING
+    if not isinstance(value, dict) or not (few_containers or _nesting_ok(value)):
         raise InvalidToken(f"token {what} is not valid")
     return value
 

@@ -14,7 +14,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from functools import lru_cache
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
 from authlib.common.urls import url_decode
@@ -173,26 +174,51 @@ def new_pkce_verifier() -> str:
     return secrets.token_urlsafe(64)
 
 
+# What quote_plus leaves as it is, and "=": a sealed state is base64url with its "=" padding.
+_BASE64URL_PADDED = re.compile(r"[A-Za-z0-9_.~=-]*")
+
+
+def _form_quoted(value: str) -> str:
+    """``quote_plus(value)``; for a base64url value without quote_plus' per-character loop, which
+    the state's padding would otherwise take it through."""
+    return value.replace("=", "%3D") if _BASE64URL_PADDED.fullmatch(value) else quote_plus(value)
+
+
+# The authorization request's parameters other than state, the PKCE challenge and the nonce depend only on
+# these arguments: form-encoded once each (an entry per provider, redirect URI and set of scopes asked).
+@lru_cache(maxsize=256)
+def _fixed_query(spec: ProviderSpec, endpoint: str, redirect_uri: str,
+                 scopes: tuple[str, ...]) -> tuple[str, str, str]:
+    """``(the URL up to "state=", the entry's parameters and scopes after state, the fragment)``."""
+    query = dict(spec.extra_authorize_params)
+    query.update(scope_parameter(spec, scopes))
+    parts = urlsplit(endpoint)
+    head = [*parse_qsl(parts.query, keep_blank_values=True), ("response_type", query.pop("response_type", "code")),
+            ("client_id", spec.client_id), ("redirect_uri", redirect_uri)]
+    base = urlunsplit(parts._replace(query="", fragment=""))
+    return (f"{base}?{urlencode(head)}&state=", f"&{urlencode(query)}" if query else "",
+            f"#{parts.fragment}" if parts.fragment else "")
+
+
 def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_verifier: str | None,
                   nonce: str | None, scopes: tuple[str, ...] | None = None,
                   params: Mapping[str, str] | None = None) -> str:
     """``scopes``: what to ask for (default: the entry's ``scopes``), sent as the entry's
     ``scope_param`` joined with its ``scope_separator``; ``params``: the connection's, for a
-    templated authorize_url."""
-    query = dict(spec.extra_authorize_params)
-    query.update(scope_parameter(spec, spec.scopes if scopes is None else scopes))
+    templated authorize_url.
+
+    RFC 6749 §4.1.1: the parameters added to the endpoint's own query, form-encoded, in the order
+    response_type, client_id, redirect_uri, state, the entry's extra parameters, the scope
+    parameter(s), code_challenge, code_challenge_method, nonce: the query one ``urlencode`` of them
+    all gives (and Authlib's prepare_grant_uri), with the fixed part encoded once (``_fixed_query``)."""
+    endpoint = templates.url(spec, spec.authorize_url, params)
+    head, tail, fragment = _fixed_query(spec, endpoint, redirect_uri, spec.scopes if scopes is None else tuple(scopes))
+    url = head + _form_quoted(state) + tail
     if code_verifier:
-        query.update(code_challenge=create_s256_code_challenge(code_verifier), code_challenge_method="S256")
+        url += f"&code_challenge={quote_plus(create_s256_code_challenge(code_verifier))}&code_challenge_method=S256"
     if nonce:
-        query["nonce"] = nonce
-    # RFC 6749 §4.1.1: the parameters added to the endpoint's own query, form-encoded (what Authlib's
-    # prepare_grant_uri does, in one urlencode instead of its per-value conversions and re-parsing).
-    pairs = [("response_type", query.pop("response_type", "code")), ("client_id", spec.client_id),
-             ("redirect_uri", redirect_uri), ("state", state), *query.items()]
-    endpoint = urlsplit(templates.url(spec, spec.authorize_url, params))
-    if endpoint.query:
-        pairs[:0] = parse_qsl(endpoint.query, keep_blank_values=True)
-    return urlunsplit(endpoint._replace(query=urlencode(pairs)))
+        url += f"&nonce={quote_plus(nonce)}"
+    return url + fragment
 
 
 def _call(action, spec: ProviderSpec) -> dict:

@@ -17,6 +17,10 @@ def test_round_trip_records_key_id():
     assert ring.decrypt(sealed, associated_data("connection", "id1", "field")) == "secret-token"
 
 
+def test_associated_data_bytes_are_those_stored_ciphertexts_were_sealed_with():
+    assert associated_data("connection", "id1", "ä\"") == b'["connection","id1","\\u00e4\\""]'
+
+
 def test_each_encryption_uses_a_fresh_nonce():
     ring = Keyring([K1])
     aad = associated_data("x")

@@ -286,6 +286,21 @@ def test_malformed_payloads_are_invalid_token(verifier, auth0, payload):
         verifier.verify(signed(auth0.key, GOOD_HEADER, payload))
 
 
+def test_nesting_is_bounded_whatever_the_brackets_inside_strings(verifier, auth0):
+    """The nesting walk is skipped for a text with few "{" and "[": strings full of them, or a value
+    nested exactly to the bound, are still accepted; one level more is not."""
+    def nested(depth: int) -> object:
+        value: object = 1
+        for _ in range(depth - 1):  # the claims object itself is the first level
+            value = [value]
+        return value
+
+    assert verifier.verify(signed(auth0.key, GOOD_HEADER, _claims(x="{[" * 40, y=nested(16)))).sub == "auth0|alice"
+    assert verifier.verify(signed(auth0.key, GOOD_HEADER, _claims(y=nested(16)))).sub == "auth0|alice"
+    with pytest.raises(InvalidToken):
+        verifier.verify(signed(auth0.key, GOOD_HEADER, _claims(y=nested(17))))
+
+
 def test_odd_but_harmless_claims_are_tolerated(verifier, auth0):
     token = signed(auth0.key, GOOD_HEADER, _claims(scope=1, permissions=[[1], "read:x"], azp={}, gty=[], x=[[[]]]))
     principal = verifier.verify(token)

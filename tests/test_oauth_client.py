@@ -457,6 +457,57 @@ def test_authorize_url_without_scopes_sends_no_scope_parameter():
     assert _authorize_query(SPOTIFY)["scope"] == [" ".join(SPOTIFY.scopes)]  # default: the entry's scopes
 
 
+_QUERY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(extra=st.dictionaries(st.sampled_from(["prompt", "access_type", "audience", "x y", "ä&="]), _QUERY_TEXT,
+                             max_size=3),
+       endpoint_query=st.lists(st.tuples(st.sampled_from(["a", "b&", "c d"]), _QUERY_TEXT), max_size=2),
+       fragment=st.sampled_from(["", "frag"]), scopes=st.lists(st.sampled_from(["read", "a:b", "x/y?z"]), max_size=3),
+       separator=st.sampled_from([" ", ","]), granted=st.booleans(), state=_QUERY_TEXT,
+       verifier=st.none() | st.just("v" * 43), nonce=st.none() | _QUERY_TEXT.filter(bool))
+def test_authorize_url_is_one_urlencode_of_every_parameter_in_order(extra, endpoint_query, fragment, scopes, separator,
+                                                                     granted, state, verifier, nonce):
+    """The fixed part is encoded once per provider and scopes; the URL is still exactly the endpoint's
+    query and the grant's parameters, in RFC 6749 order, through one urlencode (as Authlib's)."""
+    from urllib.parse import urlencode, urlsplit, urlunsplit
+
+    endpoint = urlunsplit(("https", "auth.test", "/authorize", urlencode(endpoint_query), fragment))
+    spec = dataclasses.replace(SPOTIFY, authorize_url=endpoint, extra_authorize_params=tuple(extra.items()),
+                               scope_separator=separator, include_granted_scopes=granted)
+    for _ in range(2):  # the second time from the cache
+        url = oauth_client.authorize_url(spec, redirect_uri="https://connector.test/cb/x", state=state,
+                                         code_verifier=verifier, nonce=nonce, scopes=tuple(scopes))
+        pairs = [*endpoint_query, ("response_type", "code"), ("client_id", "c"),
+                 ("redirect_uri", "https://connector.test/cb/x"), ("state", state), *extra.items(),
+                 *([("scope", separator.join(scopes))] if scopes else []),
+                 *([("include_granted_scopes", "true")] if granted else []),
+                 *([("code_challenge", oauth_client.create_s256_code_challenge(verifier)),
+                    ("code_challenge_method", "S256")] if verifier else []),
+                 *([("nonce", nonce)] if nonce else [])]
+        assert url == urlunsplit(urlsplit(endpoint)._replace(query=urlencode(pairs)))
+
+
+@given(st.text(st.sampled_from("aZ09_.~-=+/ %&ä"), max_size=40) | st.text(max_size=40))
+def test_form_quoting_of_the_state_is_quote_plus(value):
+    from urllib.parse import quote_plus
+
+    assert oauth_client._form_quoted(value) == quote_plus(value)
+
+
+def test_authorize_url_asks_each_attempt_for_its_own_state_challenge_and_nonce():
+    first = _authorize_query(SPOTIFY)
+    url = oauth_client.authorize_url(SPOTIFY, redirect_uri="https://connector.test/cb", state="T",
+                                     code_verifier="w" * 43, nonce="M")
+    from urllib.parse import parse_qs, urlsplit
+
+    second = parse_qs(urlsplit(url).query)
+    assert first["state"] == ["S"] and "code_challenge" not in first and "nonce" not in first
+    assert second["state"] == ["T"] and second["nonce"] == ["M"]
+    assert second["code_challenge"] == [oauth_client.create_s256_code_challenge("w" * 43)]
+
+
 def test_a_token_response_without_scope_is_granted_what_was_asked():
     with responses.RequestsMock() as http:
         http.post(SPOTIFY.token_url, json={"access_token": "a", "refresh_token": "r"})

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..crypto import Keyring, associated_data
+from ..crypto import COMPACT_JSON, Keyring, associated_data
 from ..errors import DecryptionError, InvalidRequest
 
 ATTEMPT_TTL = timedelta(minutes=10)
@@ -59,7 +59,7 @@ def _cookie_aad(ref: AttemptRef) -> bytes:
 
 
 def _dumps(document: dict) -> str:
-    return json.dumps(document, separators=(",", ":"))
+    return COMPACT_JSON.encode(document)
 
 
 def seal(keyring: Keyring, attempt: ConnectAttempt) -> tuple[str, str]:

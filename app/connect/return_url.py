@@ -2,18 +2,21 @@
 
 A candidate matches an allowed URL when scheme, host and port are equal and its
 path equals the allowed path or lies below it at a ``/`` boundary. Parsing is
-the standard library's; nothing is decided by string prefix.
+the standard library's; nothing is decided by string prefix. Both checks are pure functions of
+the string and the allowlist: the answers for the last few hundred distinct values are kept.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from ..errors import ReturnUrlRejected
 
 MAX_LENGTH = 2048
+KEPT_ANSWERS = 256  # per check; an app sends a handful of return URLs from one or two origins
 DEFAULT_PORTS = {"http": 80, "https": 443}
 WHITESPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
@@ -89,6 +92,9 @@ class ReturnUrlPolicy:
         if not self._allowed:
             raise ValueError("at least one allowed return URL is required")
         self._origins = frozenset(entry.origin for entry in self._allowed)
+        self._problem = lru_cache(maxsize=KEPT_ANSWERS)(self._find_problem)
+        # Whether an ``Origin`` header value is the origin of an allowed return URL.
+        self.origin_allowed = lru_cache(maxsize=KEPT_ANSWERS)(self._origin_allowed)
 
     @property
     def origins(self) -> frozenset[str]:
@@ -98,18 +104,27 @@ class ReturnUrlPolicy:
         """Return ``url`` unchanged if allowed, else raise ``ReturnUrlRejected``."""
         if not url:
             raise ReturnUrlRejected("return_to is required")
-        parts = _split(url)
+        problem = self._problem(url)
+        if problem is not None:
+            raise ReturnUrlRejected(problem)
+        return url
+
+    def _find_problem(self, url: str) -> str | None:
+        """Why ``url`` is not allowed, or None."""
+        try:
+            parts = _split(url)
+        except ReturnUrlRejected as exc:
+            return exc.description
         scheme, host, port = parts.scheme.lower(), parts.hostname, _port(parts)
         path = parts.path or "/"
         for entry in self._allowed:
             if (scheme, host, port) != (entry.scheme, entry.host, entry.port):
                 continue
             if path.rstrip("/") == entry.path or path.startswith(entry.path + "/"):
-                return url
-        raise ReturnUrlRejected("return URL is not on the allowlist (CONNECT_ALLOWED_RETURN_URLS)")
+                return None
+        return "return URL is not on the allowlist (CONNECT_ALLOWED_RETURN_URLS)"
 
-    def origin_allowed(self, origin: str | None) -> bool:
-        """Whether an ``Origin`` header value is the origin of an allowed return URL."""
+    def _origin_allowed(self, origin: str | None) -> bool:
         if not origin or origin == "null":
             return False
         try:

@@ -80,3 +80,17 @@ def test_origin_check_uses_allowed_origins():
 def test_invalid_allowlist_entries_fail_at_start(bad):
     with pytest.raises(ValueError):
         ReturnUrlPolicy([bad])
+
+
+def test_kept_answers_are_the_same_answers_and_per_policy():
+    """A repeated check (answered from the policy's kept answers) decides as the first one did."""
+    other = ReturnUrlPolicy(["https://evil.test/"])
+    for _ in range(2):
+        assert POLICY.check("https://app.test/settings/integrations/x") == "https://app.test/settings/integrations/x"
+        with pytest.raises(ReturnUrlRejected, match="allowlist"):
+            POLICY.check("https://evil.test/settings/integrations")
+        with pytest.raises(ReturnUrlRejected, match="backslash"):
+            POLICY.check("https:\\\\evil.test")
+        assert other.check("https://evil.test/settings/integrations") == "https://evil.test/settings/integrations"
+        assert POLICY.origin_allowed("https://app.test") and not other.origin_allowed("https://app.test")
+        assert other.origin_allowed("https://evil.test") and not POLICY.origin_allowed("https://evil.test")
