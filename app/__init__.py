@@ -15,7 +15,7 @@ from config import load_config
 from . import log_redaction, web_errors
 from .application import ConnectorFlask
 from .errors import InvalidRequest
-from .extensions import db, migrate
+from .extensions import db
 from .request_body import BoundedRequest
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     log_redaction.install()
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True)
+    from . import migrate_cli
+
+    migrate_cli.init_app(app)  # `flask db`: Flask-Migrate and Alembic are imported only when it runs
 
     extra_providers = extra_credentials = None
     if app.config["CONNECTOR_DEMO"]:

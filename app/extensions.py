@@ -1,9 +1,8 @@
-"""Extensions are created here and bound in ``create_app``."""
+"""Extensions are created here and bound in ``create_app`` (Flask-Migrate: ``app/migrate_cli.py``)."""
 import logging
 import sqlite3
 
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
@@ -53,7 +52,6 @@ class SafeTeardownSQLAlchemy(SQLAlchemy):
 
 
 db = SafeTeardownSQLAlchemy(model_class=Base)
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 

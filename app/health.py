@@ -3,17 +3,13 @@ answers and its schema is at the migration head). Neither needs credentials; nei
 than which of the two is wrong."""
 from __future__ import annotations
 
-import logging
-import os
-
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from .database_faults import database_unavailable, describe
 from .errors import NotReady
 from .extensions import db
+from .schema_version import database_heads, shipped_heads
 from .web_errors import error_response
 
 bp = Blueprint("health", __name__)
@@ -28,10 +24,7 @@ def migration_heads() -> frozenset[str]:
     """The heads of the shipped migrations (read once per process)."""
     heads = current_app.extensions.get("connector_migration_heads")
     if heads is None:
-        directory = current_app.extensions["migrate"].directory
-        if not os.path.isabs(directory):
-            directory = os.path.join(os.path.dirname(current_app.root_path), directory)
-        heads = frozenset(ScriptDirectory(directory).get_heads())
+        heads = shipped_heads()
         current_app.extensions["connector_migration_heads"] = heads
     return heads
 
@@ -42,13 +35,7 @@ def readyz() -> Response:
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-            # Quietly: MigrationContext.configure logs two INFO lines per call, one probe every few seconds.
-            migration_log = logging.getLogger("alembic.runtime.migration")
-            previous, migration_log.disabled = migration_log.disabled, True
-            try:
-                current = frozenset(MigrationContext.configure(conn).get_current_heads())
-            finally:
-                migration_log.disabled = previous
+            current = database_heads(conn)  # read without Alembic: it stays out of the web worker
     except Exception as exc:  # noqa: BLE001 (a probe reports, it does not raise)
         if not database_unavailable(exc):
             current_app.logger.warning("readiness: database check failed: %s", describe(exc))

@@ -35,4 +35,5 @@ VmRSS (from `/proc/<pid>/status`) of the largest gunicorn worker right after eac
 {chr(10).join(rows)}
 
 Goal ≤ {GOAL_MB:.0f} MB per worker. Both include the interpreter, Flask, SQLAlchemy, joserfc and cryptography;
-the service adds its blueprints, Authlib, the provider registry and a database pool.""")
+the service adds its blueprints, Authlib, pydantic with the validated provider catalog, and a database pool
+(psycopg on PostgreSQL). Neither imports Alembic: `flask db` does (README, "Worker memory").""")

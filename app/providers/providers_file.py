@@ -4,10 +4,12 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-
-import yaml
+from typing import TYPE_CHECKING
 
 from .spec import SpecError
+
+if TYPE_CHECKING:
+    import yaml
 
 
 @dataclass(frozen=True)
@@ -45,23 +47,36 @@ def read_providers_file(path: str) -> ProvidersFile:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
         if path.endswith((".yaml", ".yml")):
-            data, lines = _yaml(text)
+            data, lines = _yaml_file(path, text)
         else:
             data = tomllib.loads(text)
             lines = _toml_lines(text)
     except RecursionError:
         raise SpecError(f"providers file {path!r} cannot be read: nested too deeply") from None
-    except yaml.MarkedYAMLError as exc:  # its str() quotes the line around the mark: say where, not what
-        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-        raise SpecError(f"providers file {path!r} cannot be read: {exc.problem}{where}") from None
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+    except (OSError, ValueError) as exc:
         raise SpecError(f"providers file {path!r} cannot be read: {exc}") from None
     if not isinstance(data, dict):
         raise SpecError(f"providers file {path!r} must map provider names to entries")
     return ProvidersFile(path, data, lines)
 
 
+def _yaml_file(path: str, text: str) -> tuple[object, dict[tuple[str, ...], int]]:
+    """A YAML file's data and lines. PyYAML is imported here, for the deployments whose file is YAML: a
+    TOML file (and the built-in catalog) never needs it in the worker."""
+    import yaml
+
+    try:
+        return _yaml(text)
+    except yaml.MarkedYAMLError as exc:  # its str() quotes the line around the mark: say where, not what
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise SpecError(f"providers file {path!r} cannot be read: {exc.problem}{where}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"providers file {path!r} cannot be read: {exc}") from None
+
+
 def _yaml(text: str) -> tuple[object, dict[tuple[str, ...], int]]:
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -75,6 +90,8 @@ def _yaml(text: str) -> tuple[object, dict[tuple[str, ...], int]]:
 
 def _yaml_lines(node: yaml.Node | None, path: tuple[str, ...], lines: dict[tuple[str, ...], int],
                 seen: set[int]) -> None:
+    import yaml
+
     # each node once: an alias points at a node already walked (no billion laughs)
     if not isinstance(node, yaml.MappingNode) or len(path) > MAX_DEPTH or id(node) in seen:
         return
