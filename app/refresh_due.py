@@ -39,16 +39,22 @@ def _due(now: datetime, within: timedelta, started: datetime):
 def _claim_rows(owner: str, within: timedelta, started: datetime, limit: int) -> list[Claimed] | None:
     """Lease up to ``limit`` due connections in one statement; None when nothing is due any more.
 
-    ``UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING``: on PostgreSQL
-    the subquery skips rows another copy has locked and re-checks the conditions of rows changed
-    since the snapshot; on SQLite the statement runs under the write lock. The conditions are checked
-    again on the rows updated, so only rows still due are leased, and exactly those are returned."""
+    ``WITH chosen AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) UPDATE ... WHERE id IN
+    (SELECT id FROM chosen) RETURNING``: on PostgreSQL the subquery skips rows another copy has locked
+    and re-checks the conditions of rows changed since the snapshot; on SQLite the statement runs
+    under the write lock. The conditions are checked again on the rows updated, so only rows still due
+    are leased, and exactly those are returned.
+
+    MATERIALIZED: the ids are chosen once. As a plain ``IN (subquery)``, PostgreSQL may plan a
+    semi-join that runs the limited, locking subquery again for every candidate row (it did, on a
+    table without statistics yet), each run skipping what the last one locked: every due row leased."""
     now = clock.now()
     chosen = (select(Connection.id).where(_due(now, within, started)).order_by(Connection.access_token_expires_at)
-              .limit(limit).with_for_update(skip_locked=True))
+              .limit(limit).with_for_update(skip_locked=True)
+              .cte("chosen").prefix_with("MATERIALIZED", dialect="postgresql"))
     rows = db.session.execute(
         update(Connection.__table__)
-        .where(Connection.id.in_(chosen), _due(now, within, started))
+        .where(Connection.id.in_(select(chosen.c.id)), _due(now, within, started))
         .values(lease_owner=owner, lease_expires_at=now + runtime().vault.lease)
         .returning(*CLAIMED_COLUMNS)
     ).all()
