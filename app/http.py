@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import time
+from functools import lru_cache
 
 import requests
 import urllib3
@@ -104,6 +105,15 @@ def _shared_session() -> requests.Session:
 _SHARED = _shared_session()
 
 
+@lru_cache(maxsize=256)
+def _prepared_url(url: str) -> str:
+    """``url`` as requests prepares it (checked, IDNA-encoded, re-quoted): the same few token URLs again
+    and again. Not a secret (a templated URL holds a connection's params, never a token)."""
+    request = requests.PreparedRequest()
+    request.prepare_url(url, None)
+    return request.url
+
+
 def post(url: str, body: str, headers: dict[str, str], timeout: tuple[float, float]) -> requests.Response:
     """POST an already encoded ``body`` through the shared session: the request is prepared here, with
     the session's default headers under ``headers``, instead of by ``Session.request``, whose merging of
@@ -112,7 +122,7 @@ def post(url: str, body: str, headers: dict[str, str], timeout: tuple[float, flo
     redirects as ``Session.post`` does."""
     request = requests.PreparedRequest()
     request.prepare_method("POST")
-    request.prepare_url(url, None)
+    request.url = _prepared_url(url)
     request.prepare_headers({**_SHARED.headers, **headers})
     request.prepare_body(body, None)
     return _SHARED.send(request, timeout=timeout)
