@@ -1,7 +1,9 @@
 """The one HTTP client for outbound calls (providers, JWKS, discovery)."""
 from __future__ import annotations
 
+import http.cookiejar
 import time
+from functools import lru_cache
 
 import requests
 import urllib3
@@ -80,6 +82,50 @@ def configure(session: requests.Session) -> requests.Session:
 
 def new_session() -> requests.Session:
     return configure(requests.Session())
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Keeps no cookie: the shared session below carries every user's calls."""
+
+    def set_ok(self, cookie, request) -> bool:
+        return False
+
+    def return_ok(self, cookie, request) -> bool:
+        return False
+
+
+def _shared_session() -> requests.Session:
+    session = new_session()
+    session.cookies.set_policy(_NoCookies())
+    return session
+
+
+# For calls made many times a second (a sweep's token requests): requests' Session.send is thread-safe
+# once nothing writes the session, and with no cookie jar nothing does.
+_SHARED = _shared_session()
+
+
+@lru_cache(maxsize=256)
+def _prepared_url(url: str) -> str:
+    """``url`` as requests prepares it (checked, IDNA-encoded, re-quoted): the same few token URLs again
+    and again. Not a secret (a templated URL holds a connection's params, never a token)."""
+    request = requests.PreparedRequest()
+    request.prepare_url(url, None)
+    return request.url
+
+
+def post(url: str, body: str, headers: dict[str, str], timeout: tuple[float, float]) -> requests.Response:
+    """POST an already encoded ``body`` through the shared session: the request is prepared here, with
+    the session's default headers under ``headers``, instead of by ``Session.request``, whose merging of
+    session settings cost more than the rest of the call. Sent with ``Session.send`` (what
+    RequestsInstrumentor traces) through the shared pool, within the whole-exchange deadline, following
+    redirects as ``Session.post`` does."""
+    request = requests.PreparedRequest()
+    request.prepare_method("POST")
+    request.url = _prepared_url(url)
+    request.prepare_headers({**_SHARED.headers, **headers})
+    request.prepare_body(body, None)
+    return _SHARED.send(request, timeout=timeout)
 
 
 def get_json(session: requests.Session, url: str, timeout: tuple[float, float], max_bytes: int = 1 << 20) -> dict:

@@ -1,4 +1,4 @@
-"""Talking to a provider's token endpoint through Authlib, with failures classified.
+"""Talking to a provider's token endpoint, with Authlib's encoders, and failures classified.
 
 ``ProviderUnavailable`` means "try again later" (timeout, connection error, 5xx,
 429, a body that is not JSON, a 200 without an access token); ``ProviderError``
@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
 from authlib.common.urls import url_decode
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_token_request
+from authlib.oauth2.rfc6749.wrappers import OAuth2Token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from . import clock, http
@@ -116,52 +116,35 @@ def error_code(shape: ErrorShape, body: dict, status: int) -> str | None:
     return None
 
 
-def _check_response(spec: ProviderSpec):
-    """Authlib compliance hook: transient failures become ``ProviderUnavailable``, errors in the
-    entry's ``error_shape`` a ``ProviderError`` with the (sanitised) code; a form-encoded body is
-    handed on as JSON."""
-
-    def check(response: requests.Response) -> requests.Response:
-        if response.status_code == 429 or response.status_code >= 500:
-            raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code}",
-                                      retry_after=_retry_after(response))
-        if len(response.content) > MAX_BODY:
-            raise ProviderUnavailable("token endpoint answered with an oversized body")
-        body = _parse_body(response)
-        code = error_code(spec.error_shape, body, response.status_code)
-        if code is not None:
-            raise ProviderError(f"provider {spec.name!r} rejected the token request: {code}", code=code)
-        # What Authlib parses next: JSON, without an "error" it would take for one (the shape said no).
-        response._content = json.dumps({k: v for k, v in body.items() if k != "error"}).encode()
-        return response
-
-    return check
+def _checked(spec: ProviderSpec, response: requests.Response) -> dict:
+    """The token endpoint's answer as a dict, or the failure: transient ones ``ProviderUnavailable``,
+    errors in the entry's ``error_shape`` a ``ProviderError`` with the (sanitised) code. Without an
+    ``error`` field (the shape said it is no error)."""
+    if response.status_code == 429 or response.status_code >= 500:
+        raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code}",
+                                  retry_after=_retry_after(response))
+    if len(response.content) > MAX_BODY:
+        raise ProviderUnavailable("token endpoint answered with an oversized body")
+    body = _parse_body(response)
+    code = error_code(spec.error_shape, body, response.status_code)
+    if code is not None:
+        raise ProviderError(f"provider {spec.name!r} rejected the token request: {code}", code=code)
+    return {k: v for k, v in body.items() if k != "error"}
 
 
-def _json_body(encode):
-    """Client authentication for a JSON token request (Atlassian, Notion): Authlib's, then the
-    form body it produced sent as a JSON object."""
-
-    def auth(client, method, uri, headers, body):
-        uri, headers, body = encode(client, method, uri, headers, body)
-        text = json.dumps(dict(url_decode(body or "")))
+def _token_request(spec: ProviderSpec, url: str, grant_type: str, params: dict, timeout: Timeout) -> dict:
+    """POST a grant to the token endpoint as Authlib's OAuth2Session did (its form body, its client
+    authentication, then the entry's body format and headers), without building a session per call:
+    through ``http.post``. The answer read as Authlib reads it (``OAuth2Token``: an ``expires_at``
+    from ``expires_in``, a malformed one raising)."""
+    # Authlib's form body, re-encoded as requests encoded the dict Authlib handed it: one value per name.
+    form = urlencode(list(dict(url_decode(prepare_token_request(grant_type, **params))).items()))
+    url, headers, body = ClientAuth(spec.client_id, spec.client_secret, spec.client_auth).prepare(
+        "POST", url, _headers(spec), form)
+    if spec.token_body_format == "json":  # Atlassian, Notion: the same fields as a JSON object
+        body = json.dumps(dict(url_decode(body or "")))
         headers["Content-Type"] = "application/json"
-        headers["Content-Length"] = str(len(text.encode()))
-        return uri, headers, text
-
-    return auth
-
-
-def _session(spec: ProviderSpec, redirect_uri: str | None = None) -> OAuth2Session:
-    auth_method = spec.client_auth
-    if spec.token_body_format == "json":
-        encode = encode_client_secret_post if spec.client_auth == "client_secret_post" else encode_client_secret_basic
-        auth_method = _json_body(encode)
-    client = http.configure(OAuth2Session(spec.client_id, spec.client_secret,
-                                          token_endpoint_auth_method=auth_method, redirect_uri=redirect_uri))
-    client.register_compliance_hook("access_token_response", _check_response(spec))
-    client.register_compliance_hook("refresh_token_response", _check_response(spec))
-    return client
+    return dict(OAuth2Token(_checked(spec, http.post(url, body, headers, timeout))))
 
 
 def _headers(spec: ProviderSpec) -> dict[str, str]:
@@ -223,12 +206,9 @@ def authorize_url(spec: ProviderSpec, *, redirect_uri: str, state: str, code_ver
 
 def _call(action, spec: ProviderSpec) -> dict:
     try:
-        return dict(action())
+        return action()
     except (ProviderUnavailable, ProviderError):
         raise
-    except OAuthError as exc:
-        code = safe_code(exc.error)
-        raise ProviderError(f"provider {spec.name!r} rejected the token request: {code}", code=code) from None
     except requests.Timeout:
         raise ProviderUnavailable(f"provider {spec.name!r} timed out") from None
     except requests.RequestException as exc:
@@ -308,9 +288,9 @@ def exchange_code(spec: ProviderSpec, *, code: str, code_verifier: str | None, r
     ``scopes``: what the authorize request asked for (default: the entry's ``scopes``), taken as
     granted when the token response names none (RFC 6749 §5.1: then the grant is as requested)."""
     url = templates.url(spec, spec.token_url, params)
-    client = _session(spec, redirect_uri)
-    extra = {**dict(spec.token_params), **({"code_verifier": code_verifier} if code_verifier else {})}
-    body = _call(lambda: client.fetch_token(url, code=code, timeout=timeout, headers=_headers(spec), **extra), spec)
+    form = {"code": code, **dict(spec.token_params), **({"code_verifier": code_verifier} if code_verifier else {})}
+    form.setdefault("redirect_uri", redirect_uri)
+    body = _call(lambda: _token_request(spec, url, "authorization_code", form, timeout), spec)
     return _token_response(spec, spec.token_response, body, spec.scopes if scopes is None else scopes)
 
 
@@ -323,12 +303,11 @@ def refresh(spec: ProviderSpec, *, refresh_token: str, scopes: tuple[str, ...], 
         url = templates.url(spec, spec.refresh_url or spec.token_url, params)
     except templates.InvalidConnectionParam as exc:  # stored params the entry no longer accepts
         raise ProviderError(exc.description, code=exc.code) from None
-    client = _session(spec)
-    extra = dict(spec.refresh_params)
+    form = {"refresh_token": refresh_token, **dict(spec.refresh_params)}
     if spec.refresh_sends_redirect_uri and redirect_uri:
-        extra["redirect_uri"] = redirect_uri
-    body = _call(lambda: client.refresh_token(url, refresh_token=refresh_token, timeout=timeout,
-                                              headers=_headers(spec), **extra), spec)
+        form["redirect_uri"] = redirect_uri
+    body = _call(lambda: _token_request(spec, url, "refresh_token", form, timeout), spec)
+    body.setdefault("refresh_token", refresh_token)  # as Authlib's refresh_token(): not rotated, still this one
     return _token_response(spec, spec.refresh_paths, body, scopes)
 
 

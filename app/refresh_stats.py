@@ -39,7 +39,8 @@ _LOWER = dict(zip(BOUNDS_MS + (UNBOUNDED,), (0,) + BOUNDS_MS, strict=True))  # a
 BATCH = 20_000
 COUNT_EVERY = timedelta(minutes=5)
 
-_OBSERVE = RefreshObservation.__table__.insert()
+# inline(): no RETURNING of the new id on PostgreSQL, and nothing read back: nobody needs it.
+_OBSERVE = RefreshObservation.__table__.insert().inline()
 _started: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar("refresh_started", default=None)
 
 

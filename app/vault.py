@@ -206,7 +206,13 @@ def _try_lease(connection_id: str, owner: str, settings: VaultSettings) -> bool:
 
 
 def lease_free(now: datetime, settings: VaultSettings):
-    return or_(Connection.lease_owner.is_(None), Connection.lease_expires_at < now - settings.takeover_after)
+    return lease_free_before(now - settings.takeover_after)
+
+
+def lease_free_before(cutoff, row=Connection):
+    """No lease, or one that expired before ``cutoff`` (a time, or a bound parameter for one): now
+    minus ``takeover_after``. ``row``: the model, or its table in a Core statement."""
+    return or_(row.lease_owner.is_(None), row.lease_expires_at < cutoff)
 
 
 def _database_unavailable() -> ProviderUnavailable:

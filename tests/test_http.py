@@ -31,3 +31,25 @@ def test_a_streamed_answer_is_left_to_its_reader(drip):
 def test_a_prompt_answer_reads_as_usual(stub):
     response = http.new_session().get(stub.url + "/nothing-here", timeout=(1, 2))
     assert (response.status_code, response.text) == (404, "not found")
+
+
+def test_post_is_held_to_the_whole_exchange_deadline(drip):
+    started = time.monotonic()
+    with pytest.raises(requests.Timeout, match="did not arrive in time"):
+        http.post(drip.url, "a=1", {}, (0.5, 1.0))
+    assert time.monotonic() - started < 5
+
+
+def test_post_keeps_no_cookie_from_one_call_to_the_next():
+    """The session ``post`` sends through is shared by every user's token requests: a cookie one
+    answer sets must never reach the next call."""
+    import responses
+
+    with responses.RequestsMock() as mock:
+        mock.post("https://provider.test/token", json={}, headers={"Set-Cookie": "sid=alice; Path=/"})
+        for _ in range(2):
+            http.post("https://provider.test/token", "a=1", {"Content-Type": "application/x-www-form-urlencoded"},
+                      (1, 1))
+        sent = [call.request for call in mock.calls]
+    assert [r.headers.get("Cookie") for r in sent] == [None, None] and len(http._SHARED.cookies) == 0
+    assert sent[0].headers["User-Agent"] == http.USER_AGENT and sent[0].body == "a=1"
