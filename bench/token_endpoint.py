@@ -16,6 +16,7 @@ from .common import Figure, fmt, http_figures, load_table
 USER = "auth0|bench-token"
 HTTP_GOAL = 0.70
 INPROCESS_GOAL = 0.90
+ROUNDS = 5  # in-process: alternating rounds of ours, the floor and the ORM read
 
 
 def http(ctx, db_name: str | None = None) -> None:
@@ -62,6 +63,13 @@ def _rate(fn, seconds: float) -> tuple[float, float, int]:
     return calls / wall, calls / cpu if cpu else float("nan"), calls
 
 
+def _best(results) -> tuple[float, float, int]:
+    """The round with the most calls per wall second; its calls per CPU second; all rounds' calls."""
+    results = list(results)
+    wall, cpu, _ = max(results)
+    return wall, cpu, sum(calls for _, _, calls in results)
+
+
 def inprocess(ctx, db_name: str) -> None:
     from sqlalchemy import bindparam, select
 
@@ -89,17 +97,19 @@ def inprocess(ctx, db_name: str) -> None:
             db.session.scalar(select(Connection).where(Connection.id == row_id))
             db.session.rollback()
 
-        seconds = ctx.settings.inprocess_seconds
-        ours_wall, ours_cpu, ours_n = _rate(ours, seconds)
-        base_wall, base_cpu, base_n = _rate(floor, seconds)
-        orm_wall, orm_cpu, orm_n = _rate(orm, seconds)
+        # Alternating rounds, the best of each (as the HTTP figures: best of alternating runs), so a
+        # drift of the machine's speed during the measurement does not favour whichever ran first.
+        slice_ = ctx.settings.inprocess_seconds / ROUNDS
+        rounds = [(_rate(ours, slice_), _rate(floor, slice_), _rate(orm, slice_)) for _ in range(ROUNDS)]
+        (ours_wall, ours_cpu, ours_n), (base_wall, base_cpu, base_n), (orm_wall, orm_cpu, orm_n) = (
+            _best(result[i] for result in rounds) for i in range(3))
         db.session.remove()
     ratio = ours_wall / base_wall
     ctx.add(Figure("1 token (in-process)", f"get_access_token calls/s, {db_name}", ours_wall, "calls/s", base_wall,
                    "SELECT same row by PK", f"≥ {INPROCESS_GOAL:.0%} of baseline", ratio >= INPROCESS_GOAL))
     ctx.ratio("get_access_token in process vs PK SELECT of the row (calls/s)", db_name,
               f"{ratio:.0%} (CPU {ours_cpu / base_cpu:.0%})", f"≥ {INPROCESS_GOAL:.0%}", ratio >= INPROCESS_GOAL)
-    ctx.section(f"""### 1b. `get_access_token` in-process, cached token ({db_name}, one thread)
+    ctx.section(f"""### 1b. `get_access_token` in-process, cached token ({db_name}, one thread, best of {ROUNDS} rounds)
 
 | | calls/s (wall) | calls per CPU-second | calls |
 |---|---:|---:|---:|
