@@ -94,9 +94,13 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
+def _no_cookie_jar() -> requests.cookies.RequestsCookieJar:
+    return requests.cookies.RequestsCookieJar(policy=_NoCookies())
+
+
 def _shared_session() -> requests.Session:
     session = new_session()
-    session.cookies.set_policy(_NoCookies())
+    session.cookies = _no_cookie_jar()
     return session
 
 
@@ -118,14 +122,18 @@ def post(url: str, body: str, headers: dict[str, str], timeout: tuple[float, flo
     """POST an already encoded ``body`` through the shared session: the request is prepared here, with
     the session's default headers under ``headers``, instead of by ``Session.request``, whose merging of
     session settings cost more than the rest of the call. Sent with ``Session.send`` (what
-    RequestsInstrumentor traces) through the shared pool, within the whole-exchange deadline, following
-    redirects as ``Session.post`` does."""
+    RequestsInstrumentor traces) through the shared pool, within the whole-exchange deadline. A redirect
+    is not followed but answered as it came: the body carries credentials (client_secret_post, a code,
+    a refresh token) that must reach no other URL than the one configured."""
     request = requests.PreparedRequest()
     request.prepare_method("POST")
     request.url = _prepared_url(url)
     request.prepare_headers({**_SHARED.headers, **headers})
     request.prepare_body(body, None)
-    return _SHARED.send(request, timeout=timeout)
+    # An empty jar that keeps nothing, as Session.request gives every request one: requests reads a
+    # redirect's cookies into it even when it only notes the redirect (``Response.next``).
+    request.prepare_cookies(_no_cookie_jar())
+    return _SHARED.send(request, timeout=timeout, allow_redirects=False)
 
 
 def get_json(session: requests.Session, url: str, timeout: tuple[float, float], max_bytes: int = 1 << 20) -> dict:

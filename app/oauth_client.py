@@ -123,6 +123,9 @@ def _checked(spec: ProviderSpec, response: requests.Response) -> dict:
     if response.status_code == 429 or response.status_code >= 500:
         raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code}",
                                   retry_after=_retry_after(response))
+    if 300 <= response.status_code < 400:  # never followed (app.http.post): the credentials stay put
+        raise ProviderUnavailable(f"token endpoint answered a redirect (HTTP {response.status_code}); token "
+                                  "requests are not redirected: check the entry's token URL")
     if len(response.content) > MAX_BODY:
         raise ProviderUnavailable("token endpoint answered with an oversized body")
     body = _parse_body(response)

@@ -53,3 +53,16 @@ def test_post_keeps_no_cookie_from_one_call_to_the_next():
         sent = [call.request for call in mock.calls]
     assert [r.headers.get("Cookie") for r in sent] == [None, None] and len(http._SHARED.cookies) == 0
     assert sent[0].headers["User-Agent"] == http.USER_AGENT and sent[0].body == "a=1"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_post_does_not_follow_a_redirect(status):
+    """A token request's body holds credentials: a redirect is answered as it came, nothing is sent on."""
+    import responses
+
+    with responses.RequestsMock() as mock:
+        mock.post("https://provider.test/token", status=status, headers={"Location": "https://elsewhere.test/steal"})
+        response = http.post("https://provider.test/token", "client_secret=s3cret",
+                             {"Content-Type": "application/x-www-form-urlencoded"}, (1, 1))
+        assert [call.request.url for call in mock.calls] == ["https://provider.test/token"]
+    assert response.status_code == status

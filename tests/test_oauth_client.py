@@ -91,6 +91,13 @@ def test_bodies_that_are_no_token_object_are_a_clear_error(raw):
         _exchange(body=raw, content_type="application/json")
 
 
+@pytest.mark.parametrize("status", [302, 307, 308])
+def test_a_redirect_from_the_token_endpoint_is_a_clear_error_and_not_followed(status):
+    """The code and the client's credentials go to the configured token URL and nowhere else."""
+    with pytest.raises(ProviderUnavailable, match=f"redirect \\(HTTP {status}\\).*token URL"):
+        _exchange(status=status, headers={"Location": "https://elsewhere.test/token"})
+
+
 def test_huge_expires_in_is_capped():
     token = _exchange(json={"access_token": "a", "refresh_token": "r", "expires_in": 10**30})
     assert token.expires_at - clock.now() <= timedelta(seconds=oauth_client.MAX_SECONDS)
