@@ -25,6 +25,21 @@ def _statuses(app):
         return sorted(r.status for r in db.session.scalars(select(Connection)))
 
 
+
+def _sweep_watching(app, before) -> dict:
+    """One ``refresh-due`` pass (one worker) with ``before`` listening to every statement it sends."""
+    from sqlalchemy import event
+
+    from app.refresh_due import refresh_due
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        return refresh_due(app, timedelta(minutes=10), workers=1)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
 def test_refresh_due_refreshes_only_due_connections(app, runner, stub):
     _seed(app, stub, 6, expires_in=60)
     make_connection(app, "auth0|later", "stub", expires_in=7200)
@@ -122,9 +137,7 @@ def test_token_command_hides_token_unless_asked(app, runner, stub):
 def test_a_row_refreshed_by_a_job_between_the_claims_select_and_update_is_not_claimed(app, stub):
     """12.6: on SQLite the claim's SELECT takes no lock; a job that refreshes a selected row before
     the UPDATE takes the leases must not see its row claimed (and refreshed) a second time."""
-    from sqlalchemy import event
 
-    from app.refresh_due import refresh_due
     from app.vault import get_access_token
 
     _seed(app, stub, 3, expires_in=-1)
@@ -144,13 +157,7 @@ def test_a_row_refreshed_by_a_job_between_the_claims_select_and_update_is_not_cl
             if conn.dialect.name == "sqlite":  # PostgreSQL: the job waits for the row lock of the SELECT
                 jobs[0].join(30)
 
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        counts = refresh_due(app, timedelta(minutes=10), workers=1)
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+    counts = _sweep_watching(app, before)
     jobs[0].join(30)
     assert errors == [] and stub.state.refresh_calls == 3 and not stub.state.revoked
     assert counts["refreshed"] + counts["skipped"] in (2, 3)
@@ -196,9 +203,7 @@ def test_concurrent_sweeps_and_jobs_refresh_each_connection_exactly_once(app, st
 def test_a_batch_is_claimed_in_one_statement_and_each_refresh_is_stored_with_one_update(app, stub):
     """Per batch one UPDATE ... RETURNING takes the leases; per connection the result is one conditional
     UPDATE (with its refresh observation); the claimed rows are not read again."""
-    from sqlalchemy import event
 
-    from app.refresh_due import refresh_due
 
     _seed(app, stub, 3, expires_in=-1)
     sent: list[str] = []
@@ -206,13 +211,7 @@ def test_a_batch_is_claimed_in_one_statement_and_each_refresh_is_stored_with_one
     def before(conn, cursor, statement, *args) -> None:
         sent.append(" ".join(statement.split()).upper())
 
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        counts = refresh_due(app, timedelta(minutes=10), workers=1)
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+    counts = _sweep_watching(app, before)
     assert counts["refreshed"] == 3 and stub.state.refresh_calls == 3
     touching = [s for s in sent if "CONNECTIONS" in s.split(" WHERE ")[0] and not s.startswith("PRAGMA")]
     claims = [s for s in touching if s.startswith(("UPDATE CONNECTIONS SET LEASE_OWNER", "WITH CHOSEN AS"))
